@@ -1,0 +1,96 @@
+"""The data model (DESIGN.md §2): a sample is one teacher trace for one question."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, str]  # {"role": ..., "content": ...}
+
+
+def content_hash(obj: Any) -> str:
+    """Stable sha256 (hex, 16 chars) of a JSON-serializable object."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One teacher trace.
+
+    `prompt` is the chat that precedes the trace (system/user turns; for a plain question, one
+    user turn), `response` the teacher's full trace, `gold` the reference answer when known.
+    """
+
+    id: str
+    prompt: tuple[Message, ...]
+    response: str
+    gold: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    dataset: str = ""
+
+    @property
+    def question(self) -> str:
+        """Text of the last user turn (the question the trace answers)."""
+        for m in reversed(self.prompt):
+            if m["role"] == "user":
+                return m["content"]
+        return self.prompt[-1]["content"] if self.prompt else ""
+
+    @property
+    def question_hash(self) -> str:
+        """Identifies the question (prompt + gold): shared by traces of several teachers."""
+        return content_hash({"prompt": list(self.prompt), "gold": self.gold})
+
+    @property
+    def hash(self) -> str:
+        """Identifies the sample's content: prompt, response and gold (not id or meta)."""
+        return content_hash({"prompt": list(self.prompt), "response": self.response, "gold": self.gold})
+
+    def messages(self) -> list[Message]:
+        """The full conversation in the chat `messages` shape read by TRL's SFTTrainer."""
+        return [*map(dict, self.prompt), {"role": "assistant", "content": self.response}]
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-serializable row in DESIGN.md §2's schema."""
+        rec: dict[str, Any] = {"id": self.id}
+        if len(self.prompt) == 1 and self.prompt[0]["role"] == "user":
+            rec["question"] = self.prompt[0]["content"]
+            rec["response"] = self.response
+        else:
+            rec["messages"] = self.messages()
+        rec["gold"] = self.gold
+        rec["meta"] = self.meta
+        return rec
+
+
+@dataclass
+class CandidateDataset:
+    """A named collection of samples (one teacher style or source)."""
+
+    name: str
+    samples: list[Sample]
+    source: str = ""
+    n_rejected: int = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self):
+        return iter(self.samples)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One eval question with its gold answer."""
+
+    id: str
+    prompt: tuple[Message, ...]
+    gold: str
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def question(self) -> str:
+        return self.prompt[-1]["content"] if self.prompt else ""
