@@ -1,1 +1,17 @@
+"""Data model and loaders (DESIGN.md §2)."""
 
+from dmc.data.loading import (
+    DataError,
+    FieldMap,
+    load_dataset,
+    load_eval_set,
+    load_pool,
+    save_dataset,
+    write_jsonl,
+)
+from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content_hash
+
+__all__ = [
+    "CandidateDataset", "DataError", "EvalItem", "FieldMap", "Message", "Sample", "content_hash",
+    "load_dataset", "load_eval_set", "load_pool", "save_dataset", "write_jsonl",
+]
