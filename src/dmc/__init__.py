@@ -1,3 +1,31 @@
-"""DMC: Data-Model Compatibility for student-centered reasoning distillation."""
+"""DMC: Data-Model Compatibility for student-centered reasoning distillation.
+
+The top-level names are imported lazily so that `import dmc` (and `dmc --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_dataset": "dmc.data", "load_pool": "dmc.data", "load_eval_set": "dmc.data",
+    "Sample": "dmc.data", "CandidateDataset": "dmc.data", "EvalItem": "dmc.data",
+    "load_student": "dmc.students", "Student": "dmc.students",
+    "score": "dmc.scoring", "load_scores": "dmc.scoring",
+    "select": "dmc.selection", "write_selection": "dmc.selection",
+    "grade": "dmc.grading",
+    "compute_token_stats": "dmc.stats", "compute_attempts": "dmc.stats",
+    "evaluate": "dmc.evaluation",
+    "train": "dmc.training", "TrainConfig": "dmc.training", "DMCCurriculumCallback": "dmc.training",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dmc' has no attribute {name!r}")
