@@ -94,3 +94,8 @@ class EvalItem:
     @property
     def question(self) -> str:
         return self.prompt[-1]["content"] if self.prompt else ""
+
+    @property
+    def question_hash(self) -> str:
+        """Same formula as `Sample.question_hash`: an eval question and a trace's question match."""
+        return content_hash({"prompt": list(self.prompt), "gold": self.gold})

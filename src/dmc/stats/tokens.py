@@ -1,0 +1,211 @@
+"""Token statistics of candidate samples under a student (the **tokens** table).
+
+For each sample: one forward pass of the student over the templated (prompt, response), and for
+each response token its log-probability, rank and entropy (see dmc.stats.core for definitions,
+directions and ranges); with `with_ifd`, also the log-probabilities of the response scored
+without its question (`logprob_noq`). Work is cached per sample content hash, so a sample shared
+by several datasets is scored once, and a re-run only scores what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dmc.data.schema import Sample
+from dmc.stats.cache import StatsCache
+from dmc.stats.core import Span, plan_batches, score_batch
+from dmc.stats.progress import reporter
+from dmc.stats.settings import ENGINE_VERSION, TokenStatsSettings, settings_dict
+from dmc.stats.tables import TOKENS_CACHE_SCHEMA, TOKENS_SCHEMA, rows_to_table
+
+
+@dataclass
+class RunCounters:
+    """What one call did: rows requested, distinct work items, how many came from the cache and
+    how many were computed now, forward passes run and tokens forwarded."""
+
+    requested: int = 0
+    unique: int = 0
+    reused: int = 0
+    computed: int = 0
+    forward_passes: int = 0
+    tokens_forwarded: int = 0
+    bad_shards: list[str] = field(default_factory=list)
+
+
+def _where(s: Sample) -> str:
+    return f"dataset {s.dataset!r}, sample {s.id!r}"
+
+
+@dataclass(frozen=True)
+class _Compact:
+    """An Encoded held as int32 arrays: all pending samples are encoded before scoring starts, and
+    Python int lists would take ~9x the memory."""
+
+    input_ids: np.ndarray
+    response_start: int
+    response_end: int
+    truncated: bool
+    offsets: np.ndarray  # [n, 2]
+
+
+def _encode(student, s: Sample, max_length: int) -> _Compact:
+    try:
+        enc = student.encode(s.prompt, s.response, max_length=max_length)
+    except Exception as e:
+        raise ValueError(f"{_where(s)}: cannot encode it for the student: {e}") from e
+    n = enc.response_end - enc.response_start
+    if n > 0 and enc.response_start < 1:
+        raise ValueError(f"{_where(s)}: the templated conversation starts with a response token; "
+                         "nothing precedes it to predict it from")
+    if len(enc.offsets) != n:
+        raise ValueError(f"{_where(s)}: encoder returned {len(enc.offsets)} offsets for {n} response tokens")
+    return _Compact(np.asarray(enc.input_ids, dtype=np.int32), enc.response_start, enc.response_end,
+                    bool(enc.truncated), np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2))
+
+
+def _encode_noq(student, s: Sample, max_length: int):
+    try:
+        return student.encode_response_only(s.response, max_length=max_length)
+    except Exception as e:
+        raise ValueError(f"{_where(s)}: cannot encode its response alone for the student: {e}") from e
+
+
+def _noq_logprobs(enc, stats, main_ids: np.ndarray) -> np.ndarray:
+    """logprob_noq for one sample, aligned to the main encoding's tokens where they agree.
+
+    A response-only encoding whose first response token is at position 0 cannot score that token:
+    it gets NaN. When the main encoding was truncated (the question took room), the response-only
+    scores are cut to the same tokens.
+    """
+    lp = np.full(enc.response_end - enc.response_start, np.nan, dtype=np.float32)
+    if stats is not None:
+        lp[len(lp) - len(stats.logprob):] = stats.logprob
+    ids = np.asarray(enc.input_ids[enc.response_start:enc.response_end], dtype=np.int32)
+    n = len(main_ids)
+    if len(lp) > n and np.array_equal(ids[:n], main_ids):
+        lp = lp[:n]
+    return lp
+
+
+def _noq_span(enc) -> Span | None:
+    start = max(enc.response_start, 1)
+    if enc.response_end <= start:
+        return None
+    return Span(enc.input_ids, start, enc.response_end)
+
+
+def _score_spans(model, spans: list[Span | None], settings: TokenStatsSettings, pad_id: int, counters: RunCounters):
+    """score_batch over the non-empty spans; None where there is nothing to score."""
+    live = [i for i, sp in enumerate(spans) if sp is not None]
+    out: list = [None] * len(spans)
+    if live:
+        res = score_batch(model, [spans[i] for i in live], chunk_elements=settings.chunk_elements, pad_id=pad_id)
+        counters.forward_passes += 1
+        counters.tokens_forwarded += sum(len(spans[i].input_ids) for i in live)
+        for i, r in zip(live, res):
+            out[i] = r
+    return out
+
+
+def _pad_id(student) -> int:
+    tok = getattr(student, "tokenizer", None)
+    for name in ("pad_token_id", "eos_token_id"):
+        v = getattr(tok, name, None)
+        if isinstance(v, int):
+            return v
+    return 0  # masked out by the attention mask; any valid id works
+
+
+def _score_batch_rows(student, batch: list[Sample], encs: list, settings: TokenStatsSettings,
+                      counters: RunCounters) -> list[dict]:
+    model, pad_id = student.model, _pad_id(student)
+    spans = [Span(e.input_ids, e.response_start, e.response_end) if e.response_end > e.response_start else None
+             for e in encs]
+    main = _score_spans(model, spans, settings, pad_id, counters)
+    noq: list = [None] * len(batch)
+    noq_encs: list = [None] * len(batch)
+    if settings.with_ifd:
+        noq_encs = [_encode_noq(student, s, settings.max_length) for s in batch]
+        noq = _score_spans(model, [_noq_span(e) for e in noq_encs], settings, pad_id, counters)
+    rows = []
+    empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
+    for j, (s, e) in enumerate(zip(batch, encs)):
+        st = main[j]
+        ids = st.token_ids if st is not None else empty_i
+        offs = e.offsets
+        rows.append({
+            "sample_hash": s.hash,
+            "question_hash": s.question_hash,
+            "n_tokens": len(ids),
+            "truncated": bool(e.truncated),
+            "token_ids": ids,
+            "logprob": st.logprob if st is not None else empty_f,
+            "rank": st.rank if st is not None else empty_i,
+            "entropy": st.entropy if st is not None else empty_f,
+            "char_start": offs[:, 0],
+            "char_end": offs[:, 1],
+            "logprob_noq": _noq_logprobs(noq_encs[j], noq[j], ids) if settings.with_ifd else None,
+        })
+    return rows
+
+
+def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStatsSettings | None = None,
+                        cache: StatsCache | None = None, progress: bool = True) -> pd.DataFrame:
+    """The tokens table (docs/ARCHITECTURE.md) for `samples`, one row per sample in order.
+
+    Cached rows are reused; missing ones are computed in length-bucketed batches, each finished
+    batch written to `cache` as its own shard before the next starts. `df.attrs["run"]` holds the
+    RunCounters of the call (as a dict): `computed == 0` and `forward_passes == 0` on a full hit.
+    """
+    settings = settings or TokenStatsSettings()
+    counters = RunCounters(requested=len(samples))
+    fp, sh = student.fingerprint, settings.settings_hash
+    unique: dict[str, Sample] = {}
+    for s in samples:
+        unique.setdefault(s.hash, s)
+    counters.unique = len(unique)
+
+    tables: list[pa.Table] = []
+    done: set[str] = set()
+    if cache is not None:
+        cached, report = cache.load("tokens", fp, sh)
+        counters.bad_shards = report.bad_shards
+        cached = cached.filter(pc.is_in(cached["sample_hash"], pa.array(list(unique), pa.string())))
+        tables.append(cached)
+        done = set(cached["sample_hash"].to_pylist())
+        cache.describe("tokens", fp, sh, {"engine": ENGINE_VERSION, "settings": settings_dict(settings)})
+    counters.reused = len(done)
+
+    todo = [s for h, s in unique.items() if h not in done]
+    encs = []
+    with reporter("encoding", len(todo), "samples", progress) as rep:
+        for s in todo:
+            encs.append(_encode(student, s, settings.max_length))
+            rep.advance(1, len(encs[-1].input_ids))
+    batches = plan_batches([len(e.input_ids) for e in encs], settings.batch_tokens)
+    with reporter("token statistics", len(todo), "samples", progress) as rep:
+        for idx in batches:
+            rows = _score_batch_rows(student, [todo[i] for i in idx], [encs[i] for i in idx], settings, counters)
+            t = rows_to_table(rows, TOKENS_CACHE_SCHEMA)
+            if cache is not None:
+                cache.write_shard("tokens", fp, sh, t)
+            tables.append(t)
+            counters.computed += len(idx)
+            rep.advance(len(idx), sum(len(encs[i].input_ids) for i in idx))
+
+    allrows = pa.concat_tables(tables) if tables else TOKENS_CACHE_SCHEMA.empty_table()
+    pos = {h: i for i, h in enumerate(allrows["sample_hash"].to_pylist())}
+    out = allrows.take(pa.array([pos[s.hash] for s in samples], pa.int64()))
+    out = out.add_column(2, "dataset", pa.array([s.dataset for s in samples], pa.string()))
+    out = out.add_column(3, "sample_id", pa.array([str(s.id) for s in samples], pa.string()))
+    out = out.cast(TOKENS_SCHEMA)
+    df = out.to_pandas()
+    df.attrs["run"] = asdict(counters)
+    return df
