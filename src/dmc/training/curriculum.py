@@ -1,0 +1,370 @@
+"""The DMC curriculum: a mixture over candidate datasets served by `MixtureSampler`, plus a
+`TrainerCallback` that re-scores the datasets with the current weights and updates the mixture.
+
+Nothing here runs a training loop: `attach(trainer)` installs the sampler on any
+`transformers.Trainer` (including TRL's `SFTTrainer`) and the callback hooks do the rest::
+
+    curriculum = DMCCurriculumCallback(pool, rescore_every=200, probe_size=16, policy="softmax")
+    trainer = SFTTrainer(model=model, args=SFTConfig(max_steps=400, ...),
+                         train_dataset=curriculum.hf_dataset(), processing_class=tokenizer,
+                         callbacks=[curriculum])
+    curriculum.attach(trainer)
+    trainer.train()
+
+The curriculum state (mixture history, policy state, rows drawn per batch) is written into each
+checkpoint directory on save and read back when training resumes from that checkpoint, so an
+interrupted and resumed run draws exactly the batches an uninterrupted run draws.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from dmc.data.schema import CandidateDataset, Sample
+from dmc.training.io import atomic_write_json
+from dmc.training.mixture import MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
+from dmc.training.policies import MixturePolicy, make_policy
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "dmc_curriculum.json"
+DATASET_COLUMN = "dmc_dataset"
+
+# rescore_fn(student, probe samples by dataset) -> score per dataset (higher = more compatible; NaN = unmeasured)
+RescoreFn = Callable[[Any, Mapping[str, list[Sample]]], Mapping[str, float]]
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def question_rank(question_hash: str, seed: int) -> int:
+    """A seeded pseudo-random rank of a question (lower = picked first for probes)."""
+    return zlib.crc32(f"{seed}:{question_hash}".encode())
+
+
+def _clean(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+class MixtureCurriculum(TrainerCallback):
+    """A fixed mixture over the pool's candidate datasets (the static strategies).
+
+    `weights` maps dataset name -> weight (missing names get 0) or lists weights in pool order;
+    None means every training row equally likely (weights proportional to dataset sizes).
+    Higher weight = drawn more often; weights are normalized to sum to 1.
+    """
+
+    kind = "static"
+
+    def __init__(
+        self,
+        pool: Sequence[CandidateDataset],
+        weights: Mapping[str, float] | Sequence[float] | None = None,
+        *,
+        seed: int | None = None,
+        reason: str = "",
+        on_event: EventSink | None = None,
+    ):
+        self.dataset = PoolDataset(pool)
+        self.names = list(self.dataset.names)
+        self.schedule = MixtureSchedule(self.names)
+        self.seed = seed
+        self.on_event = on_event
+        self.history: list[dict[str, Any]] = []  # one event per mixture decision
+        self._initial = self._as_vector(weights) if weights is not None else self._size_weights()
+        self._initial_reason = reason or ("fixed mixture" if weights is not None else "uniform over all rows")
+        self.resume_dir: str | None = None  # set to read state from a checkpoint outside args.output_dir
+
+    # -- pool views -------------------------------------------------------------------------------
+    def _as_vector(self, weights: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+        if isinstance(weights, Mapping):
+            unknown = sorted(set(weights) - set(self.names))
+            if unknown:
+                raise KeyError(f"mixture names {unknown} are not candidate datasets {self.names}")
+            w = [float(weights.get(n, 0.0)) for n in self.names]
+        else:
+            w = [float(x) for x in weights]
+        return normalize_weights(w, self.names)
+
+    def _size_weights(self) -> np.ndarray:
+        counts = np.bincount(np.asarray(self.dataset.labels), minlength=len(self.names)).astype(np.float64)
+        return counts / counts.sum()
+
+    def train_dataset(self) -> PoolDataset:
+        """The pool as a torch Dataset of `Sample`s (for `dmc.training.train` and its collator)."""
+        return self.dataset
+
+    def hf_dataset(self):
+        """The pool as a `datasets.Dataset` in conversational prompt-completion form for TRL's
+        `SFTTrainer` (loss on the completion only), with a `dmc_dataset` column the sampler reads."""
+        from datasets import Dataset
+
+        rows = {
+            "prompt": [[dict(m) for m in s.prompt] for s in self.dataset.samples],
+            "completion": [[{"role": "assistant", "content": s.response}] for s in self.dataset.samples],
+            DATASET_COLUMN: list(self.dataset.labels),
+        }
+        return Dataset.from_dict(rows)
+
+    # -- sampler ----------------------------------------------------------------------------------
+    def sampler(self, labels: Sequence[int] | None = None, *, batch_size: int, num_batches: int, seed: int) -> MixtureSampler:
+        """A sampler over rows labelled with dataset indices (default: this pool's own rows)."""
+        return MixtureSampler(
+            self.dataset.labels if labels is None else labels,
+            self.schedule,
+            batch_size=batch_size,
+            num_batches=num_batches,
+            seed=seed if self.seed is None else self.seed,
+        )
+
+    def attach(self, trainer) -> None:
+        """Install the mixture sampler on `trainer` and register this callback with it.
+
+        The trainer must train for a fixed `max_steps` on one process, on either this
+        curriculum's `train_dataset()` or a dataset carrying its `dmc_dataset` column (such as the
+        one `SFTTrainer` builds from `hf_dataset()`; packing drops that column and is not supported).
+        """
+        args = trainer.args
+        if args.max_steps is None or args.max_steps <= 0:
+            raise ValueError("the DMC curriculum needs a fixed number of optimizer steps: set max_steps > 0 in the trainer args")
+        if args.ignore_data_skip:
+            logger.warning("ignore_data_skip=True: a resumed run will not replay the sampler, so it will not draw "
+                           "the batches an uninterrupted run draws")
+        if args.world_size > 1:
+            raise NotImplementedError(
+                f"the DMC curriculum sampler runs on one process; this trainer has world_size={args.world_size}"
+            )
+        ds = trainer.train_dataset
+        if ds is self.dataset:
+            labels = list(self.dataset.labels)
+        else:
+            cols = getattr(ds, "column_names", None)
+            if not cols or DATASET_COLUMN not in cols:
+                raise ValueError(
+                    f"the trainer's train_dataset has no {DATASET_COLUMN!r} column: pass curriculum.train_dataset() "
+                    f"or curriculum.hf_dataset() as train_dataset (without packing); columns: {cols}"
+                )
+            # Read before Trainer drops unused columns; rows keep their positions, so indices stay valid.
+            labels = [int(x) for x in ds[DATASET_COLUMN]]
+        batch_size = int(trainer._train_batch_size)
+        num_batches = int(args.max_steps) * int(args.gradient_accumulation_steps)
+        seed = int(args.seed if self.seed is None else self.seed)
+
+        def _get_train_sampler(train_dataset=None):
+            return self.sampler(labels, batch_size=batch_size, num_batches=num_batches, seed=seed)
+
+        # Trainer builds its DataLoader from `_get_train_sampler`; overriding it on the instance is the
+        # one hook that serves a custom sampler without subclassing the user's trainer.
+        trainer._get_train_sampler = _get_train_sampler
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "schedule": self.schedule.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != self.kind:
+            raise ValueError(f"checkpointed curriculum is {state.get('kind')!r}, this run's is {self.kind!r}")
+        self.schedule.load_state_dict(state["schedule"])
+        self.history = list(state["history"])
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.history.append(event)
+        logger.info("curriculum %s at step %s: %s", event.get("event"), event.get("step"), event.get("mixture"))
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _decide_initial(self, **kwargs) -> None:
+        entry = self.schedule.set(self._initial, step=0, reason=self._initial_reason)
+        self._emit({"event": "mixture", "step": 0, "mixture": dict(zip(self.names, entry.weights)), "reason": entry.reason})
+
+    # -- TrainerCallback hooks -----------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0:
+            ckpt = Path(self.resume_dir) if self.resume_dir else Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            path = ckpt / STATE_FILE
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"resuming at step {state.global_step} but {path} does not exist: the curriculum state is saved "
+                    "with each checkpoint; set `curriculum.resume_dir` to the checkpoint being resumed"
+                )
+            self.load_state_dict(json.loads(path.read_text()))
+            logger.info("curriculum state restored from %s", path)
+            return
+        if self.schedule.entries:
+            raise RuntimeError("this curriculum already ran: create a new one for a new training run")
+        self._decide_initial(**kwargs)
+
+    def on_save(self, args, state, control, **kwargs):
+        if not args.should_save:
+            return
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            atomic_write_json(ckpt / STATE_FILE, self.state_dict())
+
+    # -- summaries ------------------------------------------------------------------------------------
+    def rows_drawn(self) -> dict[str, int]:
+        """Training rows drawn per dataset so far (including the sampler's look-ahead)."""
+        tot = np.zeros(len(self.names), dtype=np.int64)
+        for counts in self.schedule.selections:
+            tot += np.asarray(counts, dtype=np.int64)
+        return dict(zip(self.names, tot.tolist()))
+
+
+class DMCCurriculumCallback(MixtureCurriculum):
+    """The dynamic DMC curriculum: every `rescore_every` optimizer steps, re-score a fixed probe
+    subset of each candidate dataset with the current weights and set the mixture by `policy`.
+
+    `rescore_fn(student, probes_by_dataset) -> {dataset: score}` (higher = more compatible, NaN =
+    could not be measured) defaults to DMC (range [0, 1]) via `dmc.training.rescore.DMCRescorer`,
+    with `target` as the target questions for the difficulty match. The student passed to it wraps
+    the trainer's current model and tokenizer unless `student` is given. Re-scoring runs in eval
+    mode under forked RNG states, so it does not perturb the training randomness.
+    Scores and the mixture are emitted as an event (and kept in `history`) at every re-score.
+    """
+
+    kind = "dynamic"
+
+    def __init__(
+        self,
+        pool: Sequence[CandidateDataset],
+        *,
+        rescore_every: int = 200,
+        probe_size: int | None = 16,
+        policy: str | MixturePolicy = "argmax",
+        rescore_fn: RescoreFn | None = None,
+        student=None,
+        target=None,
+        seed: int | None = None,
+        on_event: EventSink | None = None,
+    ):
+        super().__init__(pool, None, seed=seed, on_event=on_event)
+        if rescore_every < 1:
+            raise ValueError(f"rescore_every must be >= 1, got {rescore_every}")
+        if probe_size is not None and probe_size < 1:
+            raise ValueError(f"probe_size must be >= 1 or None (all samples), got {probe_size}")
+        self.rescore_every = int(rescore_every)
+        self.probe_size = probe_size
+        self.policy = make_policy(policy)
+        self.rescore_fn = rescore_fn
+        self.student = student
+        self.target = target
+        self.probes = self._choose_probes(pool, probe_size, 0 if seed is None else seed)
+        self.rescore_seconds = 0.0
+        self.n_rescores = 0
+
+    @staticmethod
+    def _choose_probes(pool: Sequence[CandidateDataset], size: int | None, seed: int) -> dict[str, list[Sample]]:
+        """A fixed probe per dataset (so successive scores differ because the student changed, not
+        the subset), chosen by question: each dataset takes its samples whose questions rank first
+        under a seeded hash, so datasets that answer the same questions probe the same ones and the
+        student's attempts at them are shared."""
+        out: dict[str, list[Sample]] = {}
+        for d in pool:
+            if size is None or size >= len(d):
+                out[d.name] = list(d.samples)
+                continue
+            keys = [(question_rank(s.question_hash, seed), i) for i, s in enumerate(d.samples)]
+            idx = sorted(i for _, i in sorted(keys)[:size])
+            out[d.name] = [d.samples[i] for i in idx]
+        return out
+
+    def _resolve_rescore_fn(self) -> RescoreFn:
+        if self.rescore_fn is None:
+            from dmc.training.rescore import DMCRescorer
+
+            self.rescore_fn = DMCRescorer(target=self.target)
+        return self.rescore_fn
+
+    def _student_for(self, model, processing_class):
+        if self.student is not None:
+            self.student.refresh_fingerprint()
+            return self.student
+        if model is None or processing_class is None:
+            raise ValueError("re-scoring needs the trainer's model and tokenizer (processing_class), or pass student=")
+        from dmc.students import Student
+
+        tok = getattr(processing_class, "tokenizer", processing_class)
+        # A PEFT model's base module already runs the injected adapters; score that plain module.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return Student.from_model(base, tok, name="training-checkpoint")
+
+    def rescore(self, model=None, processing_class=None) -> dict[str, float]:
+        """Score every candidate dataset's probe with the current weights; returns {dataset: score}."""
+        fn = self._resolve_rescore_fn()
+        student = self._student_for(model, processing_class)
+        net = student.model
+        was_training = net.training
+        py_state, np_state = random.getstate(), np.random.get_state()
+        devices = [net.device.index or 0] if getattr(net, "device", torch.device("cpu")).type == "cuda" else []
+        t0 = time.perf_counter()
+        try:
+            net.eval()
+            with torch.random.fork_rng(devices=devices):
+                scores = dict(fn(student, self.probes))
+        finally:
+            net.train(was_training)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        self.rescore_seconds += time.perf_counter() - t0
+        self.n_rescores += 1
+        missing = [n for n in self.names if n not in scores]
+        if missing:
+            raise KeyError(f"rescore_fn returned no score for datasets {missing}")
+        return {n: float(scores[n]) if scores[n] is not None else math.nan for n in self.names}
+
+    def _update(self, step: int, model, processing_class) -> None:
+        t0 = time.perf_counter()
+        scores = self.rescore(model, processing_class)
+        decision = self.policy.decide(self.names, scores, self.schedule.current)
+        entry = self.schedule.set(decision.weights, step=step, reason=decision.reason)
+        event = {
+            "event": "rescore",
+            "step": step,
+            "scores": {n: _clean(v) for n, v in scores.items()},
+            "mixture": dict(zip(self.names, entry.weights)),
+            "from_batch": entry.from_batch,
+            "reason": decision.reason,
+            "seconds": round(time.perf_counter() - t0, 4),
+        }
+        for key in ("details", "timing"):
+            extra = getattr(self.rescore_fn, f"last_{key}", None)
+            if extra:
+                event[key] = extra
+        self._emit(event)
+
+    def _decide_initial(self, **kwargs) -> None:
+        self._update(0, kwargs.get("model"), kwargs.get("processing_class"))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step = state.global_step
+        if step % self.rescore_every == 0 and step < state.max_steps:
+            self._update(step, kwargs.get("model"), kwargs.get("processing_class"))
+
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        d["policy"] = {"name": self.policy.name, **self.policy.state_dict()}
+        d["rescore_seconds"] = self.rescore_seconds
+        d["n_rescores"] = self.n_rescores
+        return d
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if state["policy"]["name"] != self.policy.name:
+            raise ValueError(f"checkpointed policy {state['policy']['name']!r} differs from this run's {self.policy.name!r}")
+        self.policy.load_state_dict(state["policy"])
+        self.rescore_seconds = float(state.get("rescore_seconds", 0.0))
+        self.n_rescores = int(state.get("n_rescores", 0))
+

@@ -1,0 +1,46 @@
+"""Distillation with a data strategy: choose the curriculum, train, evaluate (the API behind `dmc distill`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transformers import TrainerCallback
+
+from dmc.data.schema import CandidateDataset, EvalItem
+from dmc.training.config import TrainConfig
+from dmc.training.io import atomic_write_json
+from dmc.training.sft import TrainResult, train
+from dmc.training.strategies import CurriculumSettings, build_curriculum
+
+
+def distill(
+    pool: Sequence[CandidateDataset],
+    student,
+    eval_items: Sequence[EvalItem] | None,
+    *,
+    strategy: str = "dynamic-dmc",
+    config: TrainConfig | None = None,
+    settings: CurriculumSettings | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    verifier: str = "auto",
+    quiet: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainResult:
+    """Train `student` on the pool under `strategy` (see dmc.training.strategies) and evaluate it.
+
+    Writes `strategy.json` (how the data was chosen, with the static scores) next to the run's
+    config, log and metrics; static scores are also written under `scores/`. On resume the
+    strategy is rebuilt the same way (static scores come from the statistics cache).
+    """
+    config = config or TrainConfig()
+    settings = settings or CurriculumSettings()
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    curriculum, info = build_curriculum(strategy, pool, student, eval_items=eval_items, settings=settings,
+                                        seed=config.seed, scores_dir=run_dir / "scores")
+    atomic_write_json(run_dir / "strategy.json", info)
+    result = train(student, None, config, eval_items=eval_items, callbacks=[curriculum, *callbacks],
+                   resume_from_checkpoint=resume_from_checkpoint, verifier=verifier, quiet=quiet)
+    result.metrics["strategy"] = strategy
+    atomic_write_json(run_dir / "metrics.json", result.metrics)
+    return result

@@ -1,0 +1,159 @@
+"""Data strategies for distillation under one name, each turned into a curriculum callback.
+
+- `uniform`: every row of every candidate dataset equally likely (all data mixed);
+- `random-dataset`: one candidate dataset chosen at random (seeded);
+- `static-dmc`: the dataset with the highest DMC on the initial student (top-1);
+- `static-dmc-mix`: a fixed mixture, softmax(DMC / tau) on the initial student (`mix_policy`);
+- `dynamic-dmc`: re-score probe subsets every `rescore_every` steps and set the mixture by `policy`;
+- `static:<metric>`: top-1 by any metric of dmc.metrics (`static:rsr`, `static:ifd`,
+  `static:teacher-accuracy`, `static:length` ...), best = the metric's declared direction
+  (higher or lower); metrics without a preferred direction take the highest value unless
+  `:min` is appended (`static:length:min`).
+
+Static scores come from `dmc.scoring.score` on the untouched student (cached on disk).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dmc.data.schema import CandidateDataset, EvalItem
+from dmc.training.curriculum import DMCCurriculumCallback, MixtureCurriculum
+from dmc.training.policies import make_policy
+
+STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc", "static:<metric>")
+
+
+@dataclass
+class CurriculumSettings:
+    """Settings of the scoring-based strategies (explicit defaults).
+
+    rescore_every / probe_size / policy: the dynamic curriculum (steps between re-scores, samples
+    per dataset in the fixed probe, mixture policy: argmax[:min_dwell], softmax[:tau], proportional).
+    capability_size / target_size: questions attempted per re-score, per dataset (C_D) and from
+    the eval set (C_T). attempt_budget: tokens per re-scoring attempt, "auto" = 1.5 x the longest
+    probe trace, capped by attempt_max_new_tokens (also the budget of static scoring).
+    mix_policy: how `static-dmc-mix` turns DMC into a mixture. score_max_samples: samples per
+    dataset scored for the static strategies (None = all).
+    """
+
+    rescore_every: int = 200
+    probe_size: int = 16
+    policy: str = "argmax"
+    capability_size: int | None = 8
+    target_size: int | None = 16
+    attempt_budget: int | str = "auto"
+    attempt_max_new_tokens: int = 256
+    mix_policy: str = "softmax"
+    score_max_samples: int | None = 256
+    cache_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
+    """(kind, metric, order) with kind one of uniform, random-dataset, static-dmc, static-dmc-mix,
+    dynamic-dmc, static-metric; metric and order ("max"/"min"/None) only for static-metric."""
+    if strategy in ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc"):
+        return strategy, None, None
+    if strategy.startswith("static:"):
+        from dmc.metrics import METRICS
+
+        parts = strategy.split(":")
+        metric = parts[1].replace("-", "_") if len(parts) > 1 else ""
+        order = parts[2] if len(parts) > 2 else None
+        if len(parts) > 3 or order not in (None, "max", "min"):
+            raise ValueError(f"strategy {strategy!r}: expected static:<metric> or static:<metric>:max|min")
+        if metric not in METRICS:
+            raise ValueError(f"strategy {strategy!r}: unknown metric {parts[1]!r}; known: {', '.join(METRICS)}")
+        return "static-metric", metric, order
+    raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def best_dataset(values: dict[str, float], metric: str, order: str | None = None) -> tuple[str, str]:
+    """The best dataset by `metric` values (NaN excluded) and a note on the direction used."""
+    from dmc.metrics import METRICS
+
+    direction = METRICS[metric].direction if metric in METRICS else "higher"
+    if order is None:
+        order = "min" if direction == "lower" else "max"
+        note = {"higher": "higher is better", "lower": "lower is better"}.get(direction, f"{metric} has no preferred direction: highest taken")
+    else:
+        note = f"{order} (explicit)"
+    finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if not finite:
+        raise ValueError(f"no candidate dataset has a {metric} score: {values}")
+    pick = (min if order == "min" else max)(finite, key=lambda k: finite[k])  # ties: first listed
+    return pick, note
+
+
+def score_pool(pool: Sequence[CandidateDataset], student, eval_items: Sequence[EvalItem] | None, metric: str,
+               settings: CurriculumSettings, seed: int, out_dir: str | Path | None = None):
+    """`dmc.scoring.score` of the pool for one metric on the current student (cached on disk)."""
+    from dmc.metrics import MetricSettings
+    from dmc.scoring import score
+    from dmc.stats import AttemptSettings
+
+    return score(list(pool), student, eval_set=list(eval_items) if eval_items else None, metrics=[metric],
+                 max_samples=settings.score_max_samples, settings=MetricSettings(seed=seed),
+                 attempt_settings=AttemptSettings(max_new_tokens=settings.attempt_max_new_tokens),
+                 cache_dir=settings.cache_dir, seed=seed, out_dir=out_dir)
+
+
+def build_curriculum(
+    strategy: str,
+    pool: Sequence[CandidateDataset],
+    student,
+    *,
+    eval_items: Sequence[EvalItem] | None = None,
+    settings: CurriculumSettings | None = None,
+    seed: int = 0,
+    scores_dir: str | Path | None = None,
+) -> tuple[MixtureCurriculum, dict[str, Any]]:
+    """The curriculum callback for `strategy`, and a JSON-ready record of how it was chosen.
+
+    Scoring strategies score the pool on `student` as it is now (call before training).
+    """
+    settings = settings or CurriculumSettings()
+    kind, metric, order = parse_strategy(strategy)
+    names = [d.name for d in pool]
+    info: dict[str, Any] = {"strategy": strategy, "kind": kind, "datasets": names, "settings": settings.to_dict(), "seed": seed}
+    if kind == "uniform":
+        return MixtureCurriculum(pool, None, seed=seed, reason="uniform: all candidate rows mixed"), info
+    if kind == "random-dataset":
+        pick = names[int(np.random.default_rng([seed, 0x5EED]).integers(len(names)))]
+        info["chosen"] = pick
+        return MixtureCurriculum(pool, {pick: 1.0}, seed=seed, reason=f"random-dataset: {pick}"), info
+    if kind == "dynamic-dmc":
+        from dmc.stats import AttemptSettings
+        from dmc.training.rescore import DMCRescorer
+
+        rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
+                               attempt_budget=settings.attempt_budget, seed=seed,
+                               attempt_settings=AttemptSettings(max_new_tokens=settings.attempt_max_new_tokens, batch_size=64))
+        cb = DMCCurriculumCallback(pool, rescore_every=settings.rescore_every, probe_size=settings.probe_size,
+                                   policy=settings.policy, rescore_fn=rescorer, seed=seed)
+        return cb, info
+    metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
+    assert metric is not None
+    report = score_pool(pool, student, eval_items, metric, settings, seed, out_dir=scores_dir)
+    col = report.datasets.set_index("dataset")[metric]
+    values = {n: float(col.get(n, math.nan)) for n in names}
+    info["scores"] = {metric: {n: (v if math.isfinite(v) else None) for n, v in values.items()}}
+    if kind == "static-dmc-mix":
+        decision = make_policy(settings.mix_policy).decide(names, values, None)
+        mix = dict(zip(names, decision.weights))
+        info["mixture"] = mix
+        return MixtureCurriculum(pool, mix, seed=seed, reason=f"static-dmc-mix: {decision.reason}"), info
+    pick, note = best_dataset(values, metric, order)
+    info["chosen"] = pick
+    info["direction"] = note
+    reason = f"{strategy}: top-1 by {metric} ({note}) = {pick} ({values[pick]:.4g})"
+    return MixtureCurriculum(pool, {pick: 1.0}, seed=seed, reason=reason), info
