@@ -10,7 +10,7 @@ import pytest
 
 from dmc.data.schema import EvalItem
 from dmc.evaluation import evaluate, majority, pass_status
-from dmc.students.generate import Generation
+from dmc.students.generation import Generation
 
 
 def _item(i: int, gold: str) -> EvalItem:
@@ -46,7 +46,7 @@ def scripted(monkeypatch):
                         for t in texts])
         return out
 
-    monkeypatch.setattr("dmc.students.generate.generate", fake_generate)
+    monkeypatch.setattr("dmc.students.generation.generate", fake_generate)
     return calls
 
 
@@ -122,7 +122,7 @@ def test_ungradable_never_counts_as_wrong(scripted, monkeypatch):
 
 def test_real_generation_matches_grading_its_own_outputs(tiny_student_factory, tmp_path):
     from dmc.grading import grade_many
-    from dmc.students.generate import generate
+    from dmc.students.generation import generate
 
     st = tiny_student_factory("chatml")
     items = [_item(i, str(i)) for i in range(5)]

@@ -175,7 +175,7 @@ def evaluate(
     Writes per-question Parquet + JSONL and summary.json to `out_dir` when given.
     """
     from dmc.grading import grade_many
-    from dmc.students.generate import generate
+    from dmc.students.generation import generate
 
     items = list(eval_items)
     if not items:

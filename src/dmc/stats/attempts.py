@@ -2,7 +2,7 @@
 
 For each distinct question (by `question_hash`: prompt + gold, so a question shared by several
 candidate datasets is attempted once), k sampled attempts with batched, KV-cached generation
-(dmc.students.generate), each graded against the question's gold with dmc.grading. A question
+(dmc.students.generation), each graded against the question's gold with dmc.grading. A question
 without gold gets grade "ungradable", reason "no gold". `mean_surprisal` is the mean of -ℓ over
 the attempt's own generated tokens under the student, in nats, in [0, inf); lower = the student
 is more sure of its own attempt. Work is cached per question; a re-run attempts only what is
@@ -54,7 +54,7 @@ def batch_seed(seed: int, hashes: Sequence[str]) -> int:
 
 def _attempt_rows(student, qs: list[Question], hashes: list[str], settings: AttemptSettings) -> list[dict]:
     from dmc.grading import grade_many
-    from dmc.students.generate import generate
+    from dmc.students.generation import generate
 
     gens = generate(student, [q.prompt for q in qs], k=settings.k, temperature=settings.temperature,
                     top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,

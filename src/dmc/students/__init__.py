@@ -15,8 +15,8 @@ _EXPORTS = {
     "TemplateMismatchError": "dmc.students.masking",
     "Student": "dmc.students.student",
     "student_fingerprint": "dmc.students.fingerprint",
-    "Generation": "dmc.students.generate",
-    "generate": "dmc.students.generate",
+    "Generation": "dmc.students.generation",
+    "generate": "dmc.students.generation",
     "builtin_students": "dmc.students.loading",
     "load_student": "dmc.students.loading",
     "tiny_student": "dmc.students.tiny",
@@ -27,7 +27,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from dmc.students.fingerprint import student_fingerprint
-    from dmc.students.generate import Generation, generate
+    from dmc.students.generation import Generation, generate
     from dmc.students.loading import builtin_students, load_student
     from dmc.students.masking import Encoded, TemplateMismatchError
     from dmc.students.student import Student
