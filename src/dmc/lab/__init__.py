@@ -1,1 +1,16 @@
+"""The lab: a miniature world (task families, programmatic teachers, tiny pretrained students)
+that runs the whole DMC pipeline on 2 CPU cores. See docs/ARCHITECTURE.md."""
 
+from dmc.lab.build import LabPaths, build_lab, eval_rows
+from dmc.lab.pool import DatasetSpec, standard_pool
+from dmc.lab.pretrain import pretrain
+from dmc.lab.registry import LAB_ARCHS, lab_students, student_path, students_dir
+from dmc.lab.tasks import TASK_FAMILIES, extract_answer, get_family, verify
+from dmc.lab.teachers import TEACHERS
+
+
+__all__ = [
+    "TASK_FAMILIES", "TEACHERS", "LAB_ARCHS", "DatasetSpec", "LabPaths", "build_lab", "eval_rows",
+    "extract_answer", "get_family", "lab_students", "pretrain", "standard_pool", "student_path",
+    "students_dir", "verify",
+]

@@ -1,0 +1,174 @@
+"""Write the lab's candidate pool and eval set as JSONL in DESIGN.md §2's schema.
+
+Layout: OUT/<family>/pool/<dataset>.jsonl, OUT/<family>/eval.jsonl, OUT/lab.json (manifest).
+Everything is a function of (family, n, n_eval, seed): the same arguments give identical bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from dmc.lab.pool import EVAL_DISTRIBUTION, DatasetSpec, standard_pool
+from dmc.lab.tasks import TASK_FAMILIES, Problem, get_family
+from dmc.lab.teachers import get_teacher
+
+LAB_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Where one family's lab data was written."""
+
+    family: str
+    eval: Path
+    pool: dict[str, Path]
+
+
+def _qrng(seed: int, family: str, what: str) -> random.Random:
+    # string seeds hash with sha512 in `random`, stable across processes and platforms
+    return random.Random(f"dmc-lab/{seed}/{family}/{what}")
+
+
+def eval_problems(family: str, n_eval: int, seed: int = 0) -> list[Problem]:
+    """The eval questions: `n_eval` distinct questions from the family's standard distribution."""
+    fam = get_family(family)
+    dist = fam.distributions[EVAL_DISTRIBUTION]
+    rng = _qrng(seed, family, "eval")
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for _ in range(n_eval * 50):
+        if len(out) == n_eval:
+            break
+        p = fam.sample(rng, dist)
+        if p.question not in seen:
+            seen.add(p.question)
+            out.append(p)
+    if len(out) < n_eval:
+        raise ValueError(f"{family}: could only generate {len(out)} distinct eval questions of {n_eval}")
+    return out
+
+
+def pool_problems(family: str, distribution: str, n: int, seed: int, exclude: set[str]) -> list[Problem]:
+    """`n` questions of a distribution, none of them in `exclude` (the eval questions).
+
+    Seeded by (seed, family, distribution) only, so every teacher on this distribution answers
+    the same questions."""
+    fam = get_family(family)
+    dist = fam.distributions[distribution]
+    rng = _qrng(seed, family, f"pool/{distribution}")
+    out: list[Problem] = []
+    for _ in range(n * 50):
+        if len(out) == n:
+            break
+        p = fam.sample(rng, dist)
+        if p.question not in exclude:
+            out.append(p)
+    if len(out) < n:
+        raise ValueError(f"{family}/{distribution}: could only generate {len(out)} questions of {n}")
+    return out
+
+
+def dataset_rows(spec: DatasetSpec, problems: list[Problem], seed: int) -> list[dict[str, Any]]:
+    """The rows of one candidate dataset: the spec's teacher answering `problems`."""
+    spec.validate()
+    fam = get_family(spec.family)
+    teacher = get_teacher(spec.teacher)
+    rng = random.Random(f"dmc-lab/{seed}/{spec.family}/teacher/{spec.name}")
+    rows = []
+    for i, p in enumerate(problems):
+        tr = teacher(fam, p, rng, **spec.params)
+        rows.append({
+            "id": f"{spec.family}-{spec.name}-{i}",
+            "question": p.question,
+            "response": tr.text,
+            "gold": p.gold,
+            "meta": {
+                "family": spec.family, "dataset": spec.name, "teacher": spec.teacher,
+                "distribution": spec.distribution, "steps": len(p.ops), "size": p.size,
+                "teacher_correct": fam.verify(tr.answer, p.gold), "wrong_step": tr.wrong_step,
+                "verifier": f"lab:{spec.family}",
+            },
+        })
+    return rows
+
+
+def eval_rows(family: str, n_eval: int, seed: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{family}-eval-{i}", "question": p.question, "gold": p.gold,
+         "meta": {"family": family, "distribution": p.distribution, "steps": len(p.ops), "size": p.size,
+                  "verifier": f"lab:{family}"}}
+        for i, p in enumerate(eval_problems(family, n_eval, seed))
+    ]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    _write_atomic(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def build_family(out: Path, family: str, n: int = 256, n_eval: int = 128, seed: int = 0,
+                 pool: list[DatasetSpec] | None = None) -> LabPaths:
+    """Write one family's pool and eval set under OUT/<family>/."""
+    out = Path(out)
+    evs = eval_rows(family, n_eval, seed)
+    exclude = {r["question"] for r in evs}
+    eval_path = out / family / "eval.jsonl"
+    write_jsonl(eval_path, evs)
+    paths: dict[str, Path] = {}
+    questions: dict[str, list[Problem]] = {}
+    for spec in pool or standard_pool(family):
+        if spec.family != family:
+            raise ValueError(f"dataset {spec.name!r} belongs to family {spec.family!r}, not {family!r}")
+        if spec.distribution not in questions:
+            questions[spec.distribution] = pool_problems(family, spec.distribution, n, seed, exclude)
+        p = out / family / "pool" / f"{spec.name}.jsonl"
+        write_jsonl(p, dataset_rows(spec, questions[spec.distribution], seed))
+        paths[spec.name] = p
+    return LabPaths(family, eval_path, paths)
+
+
+def build_lab(out: str | Path, family: str | None = None, n: int = 256, n_eval: int = 128,
+              seed: int = 0) -> dict[str, LabPaths]:
+    """Write the standard pool and eval set of `family` (default: every family) under `out`,
+    plus OUT/lab.json describing what was built. Returns the paths per family."""
+    if n < 1 or n_eval < 1:
+        raise ValueError(f"n and n_eval must be positive (got n={n}, n_eval={n_eval})")
+    out = Path(out)
+    families = [family] if family else list(TASK_FAMILIES)
+    result = {f: build_family(out, f, n, n_eval, seed) for f in families}
+    manifest = {
+        "lab_version": LAB_VERSION, "seed": seed, "n": n, "n_eval": n_eval,
+        "families": {
+            f: {
+                "description": get_family(f).description,
+                "eval": str(lp.eval.relative_to(out)),
+                "eval_distribution": EVAL_DISTRIBUTION,
+                "pool": {
+                    s.name: {"path": str(lp.pool[s.name].relative_to(out)),
+                             **{k: v for k, v in asdict(s).items() if k not in ("name", "family")}}
+                    for s in standard_pool(f)
+                },
+            }
+            for f, lp in result.items()
+        },
+    }
+    _write_atomic(out / "lab.json", json.dumps(manifest, indent=2) + "\n")
+    return result

@@ -1,0 +1,334 @@
+"""Lab task families: procedurally generated multi-step problems with exact verifiers.
+
+A problem is a start state and a list of operations; solving it means applying them in order.
+Teachers (`dmc.lab.teachers`) render the same execution in different styles, so every family
+exposes how to apply, render and corrupt one step. Generation is seeded by the caller's
+`random.Random`, so a seed reproduces the same questions on any machine.
+
+Families:
+- `arith`: word problems with additions and subtractions ("Tom has 12 coins. He finds 5. ...").
+- `listops`: list manipulation ("Start with the list [3, 8, 1]. Reverse it. Append 5. ...").
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+ANSWER_PREFIX = "The answer is "
+_ANSWER_RE = re.compile(r"The answer is (.+?)\.?\s*$", re.MULTILINE)
+
+Op = tuple[Any, ...]
+State = Any
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A question distribution: how many operations and how large the numbers / lists are."""
+
+    name: str
+    steps: tuple[int, int]  # inclusive range of the number of operations
+    size: tuple[int, ...]  # arith: digits of the operands; listops: start list lengths
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One generated question with its executable solution."""
+
+    family: str
+    question: str
+    start: State
+    ops: tuple[Op, ...]
+    gold: str
+    distribution: str
+    size: int
+    subject: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a trace: the text after the last "The answer is", without the period.
+
+    None when the trace has no final-answer line (incomplete or truncated trace).
+    """
+    found = _ANSWER_RE.findall(text)
+    if not found:
+        return None
+    return found[-1].strip()
+
+
+class TaskFamily:
+    """Interface of a task family; subclasses define the domain."""
+
+    name: str = ""
+    description: str = ""
+    distributions: dict[str, Distribution] = {}
+
+    # --- generation -----------------------------------------------------------------------
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        raise NotImplementedError
+
+    def apply(self, state: State, op: Op) -> State:
+        raise NotImplementedError
+
+    def solve(self, problem: Problem) -> list[State]:
+        """The states after each operation (last = final answer state)."""
+        states, s = [], problem.start
+        for op in problem.ops:
+            s = self.apply(s, op)
+            states.append(s)
+        return states
+
+    def corrupt(self, state: State, rng: random.Random) -> State:
+        """A plausible wrong result for a step (different from `state`)."""
+        raise NotImplementedError
+
+    def valid(self, state: State) -> bool:
+        """Whether a state can occur in a well-formed trace (e.g. counts are not negative)."""
+        return True
+
+    # --- rendering ------------------------------------------------------------------------
+    def fmt_state(self, state: State) -> str:
+        raise NotImplementedError
+
+    def fmt_step(self, before: State, ops: list[Op], after: State) -> str:
+        """One line applying `ops` (one, or several for skip-step traces) to `before`."""
+        raise NotImplementedError
+
+    def describe_op(self, op: Op) -> str:
+        """The operation in words, as in the question."""
+        raise NotImplementedError
+
+    def fmt_op(self, op: Op) -> str:
+        """The operation in the traces' notation ("+ 5", "reverse")."""
+        return self.describe_op(op)
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        """The question's sentence that states operation `i` (without its final period)."""
+        raise NotImplementedError
+
+    def quote_step(self, problem: Problem, i: int, before: State, after: State) -> str:
+        """One step that first quotes the question's sentence, then computes it."""
+        return f"{self.sentence(problem, i)}: {self.fmt_step(before, [problem.ops[i]], after)}"
+
+    def explain_step(self, before: State, op: Op, after: State) -> str:
+        """One step in a sentence, for verbose traces."""
+        return f"we {self.describe_op(op)}, so {self.fmt_step(before, [op], after)}"
+
+    # --- grading --------------------------------------------------------------------------
+    def canonical(self, answer: str) -> Any | None:
+        """The answer parsed to a comparable value, or None when it is not well-formed."""
+        raise NotImplementedError
+
+    def verify(self, answer: str | None, gold: str) -> bool:
+        """Exact verification: True iff `answer` parses and equals `gold`.
+
+        A missing or malformed answer is wrong (False); a malformed gold raises ValueError.
+        """
+        g = self.canonical(gold)
+        if g is None:
+            raise ValueError(f"{self.name}: gold answer {gold!r} is not well-formed")
+        if answer is None:
+            return False
+        return self.canonical(answer) == g
+
+
+# ----------------------------------------------------------------------------------------
+# arith: multi-step arithmetic word problems
+# ----------------------------------------------------------------------------------------
+
+_NAMES = [("Tom", "He"), ("Ann", "She"), ("Max", "He"), ("Eva", "She"), ("Sam", "He"), ("Mia", "She")]
+_ITEMS = ["coins", "apples", "cards", "stamps", "shells", "books"]
+_GAIN = ["finds", "gets", "buys"]
+_LOSS = ["loses", "gives away", "sells"]
+_INT_RE = re.compile(r"^-?\d+$")
+
+
+class Arith(TaskFamily):
+    name = "arith"
+    description = "word problems: a count changed by several additions and subtractions"
+    distributions = {
+        "easy": Distribution("easy", (1, 2), (1,)),
+        "standard": Distribution("standard", (1, 4), (1, 2)),
+        "hard": Distribution("hard", (3, 5), (2,)),
+    }
+
+    def _num(self, rng: random.Random, digits: int) -> int:
+        # two-digit problems still mix in some one-digit operands, as real word problems do
+        if digits == 1 or rng.random() < 0.3:
+            return rng.randint(1, 9)
+        return rng.randint(10, 49)
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        n_ops = rng.randint(*dist.steps)
+        digits = rng.choice(dist.size)
+        name, pron = rng.choice(_NAMES)
+        item = rng.choice(_ITEMS)
+        start = max(2, self._num(rng, digits))  # "has 1 coins" reads wrong
+        state, ops = start, []
+        for _ in range(n_ops):
+            n = self._num(rng, digits)
+            if n <= state and rng.random() < 0.5:  # counts never go negative
+                ops.append(("-", n, rng.choice(_LOSS)))
+                state -= n
+            else:
+                ops.append(("+", n, rng.choice(_GAIN)))
+                state += n
+        sents = [f"{name} has {start} {item}."] + [f"{pron} {verb} {n}." for _, n, verb in ops]
+        question = " ".join(sents) + f" How many {item} does {name} have now?"
+        return Problem(self.name, question, start, tuple(ops), str(state), dist.name, digits,
+                       {"name": name, "pronoun": pron, "item": item})
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        _, n, verb = problem.ops[i]
+        return f"{problem.subject['pronoun']} {verb} {n}"
+
+    def apply(self, state: int, op: Op) -> int:
+        return state + op[1] if op[0] == "+" else state - op[1]
+
+    def corrupt(self, state: int, rng: random.Random) -> int:
+        for _ in range(10):
+            wrong = state + rng.choice([-10, -2, -1, 1, 2, 10])
+            if wrong >= 0:
+                return wrong
+        return state + 1
+
+    def valid(self, state: int) -> bool:
+        return state >= 0
+
+    def fmt_state(self, state: int) -> str:
+        return str(state)
+
+    def fmt_step(self, before: int, ops: list[Op], after: int) -> str:
+        return f"{before} " + " ".join(f"{o[0]} {o[1]}" for o in ops) + f" = {after}"
+
+    def describe_op(self, op: Op) -> str:
+        return f"{'add' if op[0] == '+' else 'subtract'} {op[1]}"
+
+    def fmt_op(self, op: Op) -> str:
+        return f"{op[0]} {op[1]}"
+
+    def canonical(self, answer: str) -> int | None:
+        a = answer.strip().rstrip(".").replace(",", "").strip()
+        return int(a) if _INT_RE.match(a) else None
+
+
+# ----------------------------------------------------------------------------------------
+# listops: list manipulation
+# ----------------------------------------------------------------------------------------
+
+_LIST_RE = re.compile(r"^\[\s*(\d+(\s*,\s*\d+)*)?\s*\]$")
+
+
+class ListOps(TaskFamily):
+    name = "listops"
+    description = "a list of digits transformed by reverse / sort / append / remove operations"
+    distributions = {
+        "easy": Distribution("easy", (1, 2), (2, 3)),
+        "standard": Distribution("standard", (1, 4), (2, 3, 4)),
+        "hard": Distribution("hard", (3, 5), (4, 5)),
+    }
+    _KINDS = ["reverse", "sort", "append", "remove_first", "remove_last", "swap"]
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        n_ops = rng.randint(*dist.steps)
+        length = rng.choice(dist.size)
+        start = tuple(rng.randint(0, 9) for _ in range(length))
+        state, ops = start, []
+        for _ in range(n_ops):
+            kinds = [k for k in self._KINDS if not (k.startswith("remove") and len(state) <= 2)]
+            if len(state) >= 6:  # keep traces short
+                kinds.remove("append")
+            kind = rng.choice(kinds)
+            op: Op = ("append", rng.randint(0, 9)) if kind == "append" else (kind,)
+            ops.append(op)
+            state = self.apply(state, op)
+        sents = [f"Start with the list {self.fmt_state(start)}."] + [self._sentence(op) for op in ops]
+        question = " ".join(sents) + " What is the list now?"
+        return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, length)
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        return self._sentence(problem.ops[i]).rstrip(".")
+
+    def quote_step(self, problem: Problem, i: int, before: tuple[int, ...], after: tuple[int, ...]) -> str:
+        return f"{self.sentence(problem, i)}: {self.fmt_state(after)}"
+
+    def _sentence(self, op: Op) -> str:
+        return {
+            "reverse": "Reverse it.",
+            "sort": "Sort it.",
+            "remove_first": "Remove the first item.",
+            "remove_last": "Remove the last item.",
+            "swap": "Swap the first and last items.",
+        }.get(op[0]) or f"Append {op[1]}."
+
+    def apply(self, state: tuple[int, ...], op: Op) -> tuple[int, ...]:
+        k = op[0]
+        if k == "reverse":
+            return state[::-1]
+        if k == "sort":
+            return tuple(sorted(state))
+        if k == "append":
+            return (*state, op[1])
+        if k == "remove_first":
+            return state[1:]
+        if k == "remove_last":
+            return state[:-1]
+        if k == "swap":
+            return (state[-1], *state[1:-1], state[0]) if len(state) > 1 else state
+        raise ValueError(f"listops: unknown operation {op!r}")
+
+    def corrupt(self, state: tuple[int, ...], rng: random.Random) -> tuple[int, ...]:
+        s = list(state)
+        for _ in range(10):
+            if len(s) >= 2 and rng.random() < 0.5:  # swap two neighbours
+                i = rng.randrange(len(s) - 1)
+                s[i], s[i + 1] = s[i + 1], s[i]
+            else:  # change one digit
+                i = rng.randrange(len(s))
+                s[i] = (s[i] + rng.choice([1, 2, 8, 9])) % 10
+            if tuple(s) != state:
+                return tuple(s)
+        return (*state, 0)
+
+    def fmt_state(self, state: tuple[int, ...]) -> str:
+        return "[" + ", ".join(map(str, state)) + "]"
+
+    def describe_op(self, op: Op) -> str:
+        return {
+            "reverse": "reverse",
+            "sort": "sort",
+            "remove_first": "remove first",
+            "remove_last": "remove last",
+            "swap": "swap ends",
+        }.get(op[0]) or f"append {op[1]}"
+
+    def explain_step(self, before: tuple[int, ...], op: Op, after: tuple[int, ...]) -> str:
+        return f"we {self.describe_op(op)}, so the list becomes {self.fmt_state(after)}"
+
+    def fmt_step(self, before: tuple[int, ...], ops: list[Op], after: tuple[int, ...]) -> str:
+        return ", ".join(self.describe_op(o) for o in ops) + f": {self.fmt_state(after)}"
+
+    def canonical(self, answer: str) -> tuple[int, ...] | None:
+        a = answer.strip().rstrip(".").strip()
+        if not _LIST_RE.match(a):
+            return None
+        inner = a[1:-1].strip()
+        return tuple(int(x) for x in inner.split(",")) if inner else ()
+
+
+TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
+
+
+def get_family(name: str) -> TaskFamily:
+    """The task family called `name`; a clear error lists the known ones."""
+    try:
+        return TASK_FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown lab task family {name!r}; known: {sorted(TASK_FAMILIES)}") from None
+
+
+def verify(family: str, answer: str | None, gold: str) -> bool:
+    """Exact verifier of a lab family: True iff `answer` equals `gold` (None/malformed → False)."""
+    return get_family(family).verify(answer, gold)

@@ -1,0 +1,160 @@
+"""dmc.lab tasks, teachers and verifiers: exactness, difficulty control, noisy propagation."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from dmc.lab import TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
+from dmc.lab.teachers import get_teacher
+
+
+def _problems(family: str, dist: str, n: int, seed: int = 0):
+    fam = get_family(family)
+    rng = random.Random(seed)
+    return [fam.sample(rng, fam.distributions[dist]) for _ in range(n)]
+
+
+def test_families_and_teachers_exist():
+    assert set(TASK_FAMILIES) == {"arith", "listops"}
+    assert len(TEACHERS) >= 6
+    assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
+
+
+@pytest.mark.parametrize("answer,gold,ok", [
+    ("17", "17", True), ("17.", "17", True), (" 17 ", "17", True), ("1,017", "1017", True),
+    ("18", "17", False), ("17.5", "17", False), ("seventeen", "17", False), (None, "17", False), ("", "17", False),
+])
+def test_arith_verifier(answer, gold, ok):
+    assert verify("arith", answer, gold) is ok
+
+
+@pytest.mark.parametrize("answer,gold,ok", [
+    ("[1, 2, 3]", "[1, 2, 3]", True), ("[1,2,3]", "[1, 2, 3]", True), ("[1, 2, 3].", "[1, 2, 3]", True),
+    ("[3, 2, 1]", "[1, 2, 3]", False), ("[1, 2]", "[1, 2, 3]", False), ("1, 2, 3", "[1, 2, 3]", False),
+    ("[]", "[]", True), (None, "[1]", False),
+])
+def test_listops_verifier(answer, gold, ok):
+    assert verify("listops", answer, gold) is ok
+
+
+def test_malformed_gold_raises():
+    with pytest.raises(ValueError, match="arith"):
+        verify("arith", "3", "three")
+    with pytest.raises(KeyError, match="unknown lab task family"):
+        verify("chess", "3", "3")
+
+
+def test_extract_answer():
+    assert extract_answer("Start with 3.\n3 + 4 = 7\nThe answer is 7.") == "7"
+    assert extract_answer("The answer is 5.\nwait\nThe answer is [1, 2].") == "[1, 2]"
+    assert extract_answer("3 + 4 = 7") is None
+
+
+@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+def test_gold_is_the_executed_answer(family):
+    fam = get_family(family)
+    for p in _problems(family, "standard", 200):
+        assert fam.verify(fam.fmt_state(fam.solve(p)[-1]), p.gold)
+        assert p.question.endswith("?") and len(p.ops) >= 1
+
+
+@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+@pytest.mark.parametrize("teacher", ["stepwise", "terse", "verbose", "redundant", "answer-only", "mixed"])
+def test_clean_teachers_end_in_the_gold_answer(family, teacher):
+    fam, t = get_family(family), get_teacher(teacher)
+    rng = random.Random(1)
+    for p in _problems(family, "standard", 100):
+        tr = t(fam, p, rng)
+        assert tr.text.rstrip().splitlines()[-1].startswith("The answer is ")
+        assert extract_answer(tr.text) == tr.answer == p.gold
+        assert tr.wrong_step is None
+
+
+_ARITH_LINE = re.compile(r"^(\d+)((?: [+-] \d+)+) = (\d+)$")
+
+
+def _check_arith_lines(text: str) -> list[tuple[int, int]]:
+    """(claimed start, claimed result) of each equation line, checking that each is correct."""
+    out = []
+    for line in text.splitlines():
+        m = _ARITH_LINE.match(line)
+        if m:
+            val = int(m.group(1))
+            for sign, num in re.findall(r"([+-]) (\d+)", m.group(2)):
+                val = val + int(num) if sign == "+" else val - int(num)
+            assert val == int(m.group(3)), line
+            out.append((int(m.group(1)), val))
+    return out
+
+
+def test_arith_stepwise_and_terse_lines_are_correct_and_chained():
+    fam = get_family("arith")
+    rng = random.Random(2)
+    for p in _problems("arith", "hard", 50):
+        step = get_teacher("stepwise")(fam, p, rng)
+        lines = _check_arith_lines(step.text)
+        assert len(lines) == len(p.ops)  # one line per operation
+        assert all(lines[i][1] == lines[i + 1][0] for i in range(len(lines) - 1))
+        terse = _check_arith_lines(get_teacher("terse")(fam, p, rng).text)
+        assert len(terse) == (len(p.ops) + 1) // 2  # two operations per line: skipped steps
+
+
+def test_noisy_errors_propagate_to_a_wrong_answer():
+    fam = get_family("arith")
+    rng = random.Random(3)
+    noisy = get_teacher("noisy")
+    for p in _problems("arith", "standard", 100):
+        tr = noisy(fam, p, rng, error_rate=1.0)
+        assert tr.wrong_step is not None and not fam.verify(tr.answer, p.gold)
+        assert extract_answer(tr.text) == tr.answer
+        lines = [l for l in tr.text.splitlines() if _ARITH_LINE.match(l)]
+        # the wrong line is wrong; every later line is correct arithmetic from the wrong value
+        bad = lines[tr.wrong_step]
+        with pytest.raises(AssertionError):
+            _check_arith_lines(bad)
+        chained = _check_arith_lines("\n".join(lines[tr.wrong_step + 1 :]))
+        assert all(chained[i][1] == chained[i + 1][0] for i in range(len(chained) - 1))
+        assert (chained[-1][1] if chained else int(bad.split("= ")[1])) == int(tr.answer)
+
+
+@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+def test_noisy_rate_is_respected(family):
+    fam, noisy = get_family(family), get_teacher("noisy")
+    rng = random.Random(4)
+    probs = _problems(family, "standard", 600)
+    for rate in (0.0, 0.3, 0.7):
+        wrong = sum(not fam.verify(noisy(fam, p, rng, error_rate=rate).answer, p.gold) for p in probs)
+        assert abs(wrong / len(probs) - rate) < 0.07
+
+
+def test_difficulty_is_controlled():
+    easy, hard = _problems("arith", "easy", 300), _problems("arith", "hard", 300)
+    assert all(1 <= len(p.ops) <= 2 and p.start < 10 and all(o[1] < 10 for o in p.ops) for p in easy)
+    assert all(3 <= len(p.ops) <= 5 for p in hard)
+    assert sum(o[1] >= 10 for p in hard for o in p.ops) > 0.5 * sum(len(p.ops) for p in hard)
+    lo = _problems("listops", "easy", 300)
+    hi = _problems("listops", "hard", 300)
+    assert all(len(p.start) <= 3 and len(p.ops) <= 2 for p in lo)
+    assert all(len(p.start) >= 4 and len(p.ops) >= 3 for p in hi)
+
+
+def test_generation_is_seeded():
+    a = [p.question for p in _problems("listops", "standard", 20, seed=7)]
+    b = [p.question for p in _problems("listops", "standard", 20, seed=7)]
+    c = [p.question for p in _problems("listops", "standard", 20, seed=8)]
+    assert a == b and a != c
+
+
+def test_listops_operations():
+    fam = get_family("listops")
+    s = (3, 8, 1)
+    assert fam.apply(s, ("reverse",)) == (1, 8, 3)
+    assert fam.apply(s, ("sort",)) == (1, 3, 8)
+    assert fam.apply(s, ("append", 5)) == (3, 8, 1, 5)
+    assert fam.apply(s, ("remove_first",)) == (8, 1)
+    assert fam.apply(s, ("remove_last",)) == (3, 8)
+    assert fam.apply(s, ("swap",)) == (1, 8, 3)
+    assert fam.fmt_state(s) == "[3, 8, 1]" and fam.canonical("[3, 8, 1]") == s
