@@ -4,8 +4,9 @@ Every metric declares name, version, direction and range and is registered in ``
 ``score_tables`` runs any subset and returns a :class:`ScoreReport`.
 """
 
-# Import order is registration order: DMC v1 first, then the baselines.
+# Import order is registration order: DMC v1, DMC v2, then the baselines.
 from dmc.metrics import dmc_v1 as _dmc_v1  # noqa: F401,I001
+from dmc.metrics import dmc_v2 as _dmc_v2  # noqa: F401,I001
 from dmc.metrics import baselines as _baselines  # noqa: F401
 from dmc.metrics.base import METRICS, Metric, MetricResult, get_metrics, register
 from dmc.metrics.context import DmcGrader, Grader, ScoringContext, question_hash, samples_frame

@@ -22,6 +22,12 @@ class MetricSettings:
     ci: confidence level of that interval, in (0, 1).
     seed: seeds the bootstrap and the random baseline.
     verifier: the dmc.grading verifier used for quality.
+    sigma_logit: DMC v2 only: width of the difficulty match on the log-odds scale,
+        R2 = exp(-(logit C~_D - logit C~_T)^2 / (2 sigma_logit^2)), > 0.
+    prior: DMC v2 only: pseudo-count of passes and of fails that shrinks a pass rate before its
+        logit, C~ = (n C + prior) / (n + 2 prior), > 0 (0.5: the Jeffreys prior).
+    match_side: DMC v2 only: "both" penalizes question sets easier or harder for the student than
+        the target; "easier" only easier ones (harder steps are priced by the alignment term).
     """
 
     epsilon: float = 0.3
@@ -33,12 +39,21 @@ class MetricSettings:
     ci: float = 0.95
     seed: int = 0
     verifier: str = "auto"
+    sigma_logit: float = 1.0
+    prior: float = 0.5
+    match_side: str = "both"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"MetricSettings.epsilon must be in [0, 1], got {self.epsilon!r}")
         if not self.sigma > 0.0:
             raise ValueError(f"MetricSettings.sigma must be > 0, got {self.sigma!r}")
+        if not self.sigma_logit > 0.0:
+            raise ValueError(f"MetricSettings.sigma_logit must be > 0, got {self.sigma_logit!r}")
+        if not self.prior > 0.0:
+            raise ValueError(f"MetricSettings.prior must be > 0, got {self.prior!r}")
+        if self.match_side not in ("both", "easier"):
+            raise ValueError(f"MetricSettings.match_side must be 'both' or 'easier', got {self.match_side!r}")
         if self.content not in CONTENT_SELECTORS:
             raise ValueError(f"MetricSettings.content must be one of {CONTENT_SELECTORS}, got {self.content!r}")
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
