@@ -1,0 +1,105 @@
+"""Several validation runs side by side (students × task families): Spearman ρ of every metric,
+E2's selector accuracies and E3's final accuracies, one column per run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from dmc.report.load import RunResults, load_run
+from dmc.report.tables import Table, pct
+from dmc.validation.correlation import fmt_rho
+from dmc.validation.io import atomic_write_text
+
+
+def run_label(run: RunResults) -> str:
+    """'<student> / <family>' from the manifest (the family is read from the eval items' source path)."""
+    st = (run.manifest.get("student") or {}).get("name") or "?"
+    src = str((run.manifest.get("eval") or {}).get("source") or "")
+    family = Path(src).parent.name if src and not src.startswith("<") else run.run_dir.name
+    return f"{st} / {family}"
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def spearman_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
+    """Rows: metrics (ordered by mean signed ρ over the runs); columns: runs; cells: ρ [CI]."""
+    per_run = []
+    for r in runs:
+        c = r.e1_correlations
+        per_run.append({} if c is None else {row.metric: row for row in c[c["method"] == "spearman"].itertuples(index=False)})
+    metrics = list(dict.fromkeys(m for d in per_run for m in d))
+    if not metrics:
+        return None
+
+    def mean_signed(m: str) -> float:
+        v = [d[m].signed for d in per_run if m in d and not _nan(d[m].signed)]
+        return sum(v) / len(v) if v else -math.inf
+
+    metrics.sort(key=mean_signed, reverse=True)
+    rows = []
+    for m in metrics:
+        direction = next((d[m].direction for d in per_run if m in d), "")
+        cells = [fmt_rho(d[m].rho, d[m].lo, d[m].hi) if m in d else "—" for d in per_run]
+        ms = mean_signed(m)
+        rows.append([m, direction, *cells, "n/a" if ms == -math.inf else f"{ms:+.2f}"])
+    return Table(["metric", "direction", *labels, "mean signed ρ"], rows,
+                 "E1: Spearman ρ between each metric on the initial student and post-training accuracy "
+                 "[95% bootstrap CI]; a lower-is-better metric predicts well with negative ρ (signed ρ flips it).")
+
+
+def e2_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
+    sel = [{s["metric"]: s for s in (r.e2 or {}).get("selectors", [])} for r in runs]
+    metrics = list(dict.fromkeys(m for d in sel for m in d))
+    if not metrics:
+        return None
+    rows = []
+    for m in metrics:
+        cells = []
+        for d in sel:
+            s = d.get(m)
+            if s is None:
+                cells.append("—")
+            elif s.get("error"):
+                cells.append(f"n/a ({s['error']})")
+            else:
+                cells.append(f"{pct(s.get('accuracy'), s.get('accuracy_std'))} ({', '.join(s.get('chosen') or [])})")
+        rows.append([m, *cells])
+    best = []
+    for r in runs:
+        o = ((r.e2 or {}).get("reference") or {}).get("oracle") or {}
+        best.append(f"{pct(o.get('accuracy'))} ({o.get('dataset')})" if o else "—")
+    rows.append(["best single dataset (E1)", *best])
+    return Table(["selector", *labels], rows, "E2: accuracy after training on the data each metric chooses (chosen dataset)")
+
+
+def e3_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
+    st = [(r.e3 or {}).get("strategies", {}) for r in runs]
+    names = list(dict.fromkeys(n for d in st for n in d))
+    if not names:
+        return None
+    rows = [[n, *(pct(d[n].get("final_accuracy"), d[n].get("final_accuracy_std")) if n in d else "—" for d in st)]
+            for n in names]
+    return Table(["strategy", *labels], rows, "E3: final accuracy per curriculum, equal total steps")
+
+
+def compare_markdown(run_dirs: Sequence[str | Path], title: str = "DMC validation: runs compared") -> str:
+    runs = [load_run(d) for d in run_dirs]
+    labels = [run_label(r) for r in runs]
+    lines = [f"# {title}", ""]
+    for r, lab in zip(runs, labels):
+        cmd = r.manifest.get("command")
+        lines.append(f"- **{lab}**: `{r.run_dir}`" + (f" — `{cmd}`" if cmd else ""))
+    for t in (spearman_table(runs, labels), e2_table(runs, labels), e3_table(runs, labels)):
+        if t is not None:
+            lines += ["", t.to_markdown()]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(run_dirs: Sequence[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Write OUT/compare.md for several run directories."""
+    path = Path(out) / "compare.md"
+    return atomic_write_text(path, compare_markdown(run_dirs, title or "DMC validation: runs compared"))
