@@ -218,6 +218,20 @@ def _run_in_pool(todo: list[Pilot], runner: Runner, cache_root: str, workers: in
                  board: PilotBoard, finish: Callable[[Pilot, dict[str, Any]], None], prog: PilotProgress) -> None:
     queue = list(todo)
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks into the child
+    # A broken pool fails every pilot in flight, not only the one whose worker died. Each of them
+    # gets one more try, alone (workers=1 from then on): the one that dies again alone is failed.
+    retried: set[str] = set()
+
+    def lost(p: Pilot) -> None:
+        if p.key in retried:
+            finish(p, {"key": p.key, "label": p.label, **p.info, "accuracy": float("nan"),
+                       "status": "failed", "seconds": None,
+                       "error": "the worker process died (killed or out of memory)"})
+        else:
+            retried.add(p.key)
+            queue.insert(0, p)
+            board.set(p.key, "queued")
+
     while queue:
         running: dict[cf.Future, Pilot] = {}
         broken = False
@@ -236,16 +250,13 @@ def _run_in_pool(todo: list[Pilot], runner: Runner, cache_root: str, workers: in
                         finish(p, fut.result())
                     except BrokenProcessPool:
                         broken = True
-                        finish(p, {"key": p.key, "label": p.label, **p.info, "accuracy": float("nan"),
-                                   "status": "failed", "seconds": None,
-                                   "error": "the worker process died (killed or out of memory)"})
+                        lost(p)
                 prog.refresh()
             if broken:
-                for fut, p in running.items():  # every in-flight pilot of a broken pool is lost
-                    finish(p, {"key": p.key, "label": p.label, **p.info, "accuracy": float("nan"),
-                               "status": "failed", "seconds": None,
-                               "error": "the worker pool broke while this pilot ran (another worker died)"})
+                for p in running.values():  # every in-flight pilot of a broken pool is lost
+                    lost(p)
                 running.clear()
+                workers = 1
         except BaseException:
             # Interrupted (Ctrl-C): stop now; finished pilots are cached, the rest rerun next time.
             for proc in list((getattr(pool, "_processes", None) or {}).values()):
