@@ -53,7 +53,7 @@ def _pool():
 
 def test_dmc_v2_hand_computed():
     s, toks, att, targets = _pool()
-    st = MetricSettings(epsilon=0.3, sigma_logit=1.0, prior=0.5, n_boot=0)
+    st = MetricSettings(epsilon=0.3, sigma_logit=1.0, prior=0.5, match_side="both", n_boot=0)
     rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], settings=st, target_questions=targets,
                        grader=FakeGrader())
     d = rep.datasets.set_index("dataset")
@@ -100,7 +100,7 @@ def test_v2_settings_validation(field, value):
 def test_one_sided_match_spares_harder_sets_only():
     s, toks, att, targets = _pool()
     both = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                        settings=MetricSettings(n_boot=0)).datasets.set_index("dataset")
+                        settings=MetricSettings(n_boot=0, match_side="both")).datasets.set_index("dataset")
     easier = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
                           settings=MetricSettings(n_boot=0, match_side="easier")).datasets.set_index("dataset")
     assert both.loc["Y", "logit_gap"] < 0 < both.loc["X", "logit_gap"]  # Y harder, X easier than the target

@@ -39,9 +39,9 @@ class MetricSettings:
     ci: float = 0.95
     seed: int = 0
     verifier: str = "auto"
-    sigma_logit: float = 1.0
+    sigma_logit: float = 2.0
     prior: float = 0.5
-    match_side: str = "both"
+    match_side: str = "easier"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.epsilon <= 1.0:

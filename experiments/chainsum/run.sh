@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Chain-sum testbed, end to end with the project's own commands (docs/RESULTS.md, "Chain-sum testbed").
+#   1. generate the 10 candidate datasets + eval set with the shared generator (never copied here);
+#   2. score every metric on the untouched student (`dmc score`), in the background;
+#   3. E1: one identical LoRA pilot per dataset (`dmc validate --experiments e1`); the metrics are
+#      not recomputed there (--metrics random,teacher_accuracy needs no forward pass), they come
+#      from step 2;
+#   4. correlate every metric, and every swept DMC setting/version, with the E1 accuracies
+#      offline from the cached tables (experiments/chainsum/sweep.py).
+# Usage: experiments/chainsum/run.sh [RUN_DIR]   (default RUN_DIR=runs/chainsum; a rerun resumes:
+#        statistics and finished pilots are cached)
+# Env: DMC (the dmc command), PY (python), N / N_EVAL / SEED (generator), STEPS, EVAL_TOKENS,
+#      SCORE_SAMPLES (samples per dataset scored), WORKERS (pilot processes).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN="${1:-$ROOT/runs/chainsum}"
+DMC="${DMC:-$ROOT/.venv/bin/dmc}"
+PY="${PY:-$ROOT/.venv/bin/python}"
+GEN="$ROOT/../shared/testbeds/chainsum.py"
+N="${N:-128}"; N_EVAL="${N_EVAL:-96}"; SEED="${SEED:-0}"
+# Pilot budget: DESIGN.md §8 used 32 steps and 96 eval questions; on 2 shared CPU cores that does
+# not fit in an hour, so the default is 16 steps (one epoch of the 128 rows) and the first
+# PILOT_EVAL eval questions (C_T is still measured on the whole eval set).
+STEPS="${STEPS:-16}"; EVAL_TOKENS="${EVAL_TOKENS:-128}"; SCORE_SAMPLES="${SCORE_SAMPLES:-64}"
+PILOT_EVAL="${PILOT_EVAL:-64}"; WORKERS="${WORKERS:-3}"
+mkdir -p "$RUN"
+[ -f "$GEN" ] || { echo "shared generator not found: $GEN" >&2; exit 2; }
+
+# 1. testbed (deterministic for a given seed)
+[ -f "$RUN/data/eval.jsonl" ] || "$PY" "$GEN" "$RUN/data" --n "$N" --n-eval "$N_EVAL" --seed "$SEED"
+
+head -n "$PILOT_EVAL" "$RUN/data/eval.jsonl" > "$RUN/data/eval-pilot.jsonl"
+
+# 2. all metrics on the untouched student; greedy attempts (K=1) give capability
+"$DMC" score "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
+  --out "$RUN/score" --cache "$RUN/cache" --max-samples "$SCORE_SAMPLES" --max-new-tokens "$EVAL_TOKENS" \
+  --no-progress > "$RUN/score.log" 2>&1 &
+SCORE_PID=$!
+
+# 3. E1: LoRA r16 (alpha 32, all linear layers), lr 1e-3, batch 8, STEPS steps, 128 rows per dataset
+"$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
+  --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128 \
+  --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --metrics random,teacher_accuracy \
+  --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress --no-report
+wait "$SCORE_PID"
+
+# 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
+"$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
+  --cache "$RUN/cache" --pilots "$RUN/validate/pilots" --max-samples "$SCORE_SAMPLES" \
+  --attempts-max-new-tokens "$EVAL_TOKENS" --n-boot 1000 --out "$RUN/sweep"
+"$PY" "$ROOT/experiments/chainsum/tables.py" "$RUN/sweep" > "$RUN/tables.md"
