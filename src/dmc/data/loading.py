@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -334,6 +334,29 @@ def _default_name(source: Any) -> str:
     return getattr(getattr(source, "info", None), "dataset_name", None) or "dataset"
 
 
+def _parse_rows(source: Any, parse: Callable[[Any, tuple[str, int]], Any], fm: FieldMap, col: _Collector) -> list:
+    """Parses every row of `source`, routing bad rows and duplicate ids through the policy."""
+    out: list = []
+    seen: dict[str, tuple[str, int]] = {}
+    for item in _rows_of(source):
+        if isinstance(item, DataError):
+            col.bad(item)
+            continue
+        where = (item.file, item.line)
+        try:
+            parsed = parse(item.data, where)
+        except DataError as e:
+            col.bad(e, item.data)
+            continue
+        if parsed.id in seen:
+            f, ln = seen[parsed.id]
+            col.bad(DataError(*where, fm.id, f"duplicate id '{parsed.id}' (first at {f}:{ln})"), item.data)
+            continue
+        seen[parsed.id] = where
+        out.append(parsed)
+    return out
+
+
 # ---------------------------------------------------------------- public API
 
 
@@ -347,24 +370,7 @@ def load_dataset(source: str | Path | Any, *, name: str | None = None, fields: F
     fm = fields or FieldMap()
     name = name or _default_name(source)
     col = _Collector(on_error)
-    samples: list[Sample] = []
-    seen: dict[str, tuple[str, int]] = {}
-    for item in _rows_of(source):
-        if isinstance(item, DataError):
-            col.bad(item)
-            continue
-        where = (item.file, item.line)
-        try:
-            s = parse_sample(item.data, fm, where, name)
-        except DataError as e:
-            col.bad(e, item.data)
-            continue
-        if s.id in seen:
-            f, ln = seen[s.id]
-            col.bad(DataError(*where, fm.id, f"duplicate id '{s.id}' (first at {f}:{ln})"), item.data)
-            continue
-        seen[s.id] = where
-        samples.append(s)
+    samples = _parse_rows(source, lambda row, where: parse_sample(row, fm, where, name), fm, col)
     col.write(rejects)
     if not samples:
         raise DataError(str(source) if isinstance(source, (str, Path)) else name, None, None,
@@ -408,24 +414,7 @@ def load_eval_set(source: str | Path | Any, *, fields: FieldMap | None = None, o
     """Loads eval questions with gold answers (question/prompt/messages + gold)."""
     fm = fields or FieldMap()
     col = _Collector(on_error)
-    items: list[EvalItem] = []
-    seen: dict[str, tuple[str, int]] = {}
-    for item in _rows_of(source):
-        if isinstance(item, DataError):
-            col.bad(item)
-            continue
-        where = (item.file, item.line)
-        try:
-            it = parse_eval_item(item.data, fm, where)
-        except DataError as e:
-            col.bad(e, item.data)
-            continue
-        if it.id in seen:
-            f, ln = seen[it.id]
-            col.bad(DataError(*where, fm.id, f"duplicate id '{it.id}' (first at {f}:{ln})"), item.data)
-            continue
-        seen[it.id] = where
-        items.append(it)
+    items = _parse_rows(source, lambda row, where: parse_eval_item(row, fm, where), fm, col)
     col.write(rejects)
     if not items:
         raise DataError(str(source), None, None, f"no valid rows ({len(col.rejects)} rejected)")
