@@ -15,7 +15,7 @@ from dmc.validation.io import atomic_write_json
 from dmc.validation.summaries import e1_document, e1_tables, e2_document, e3_document, write_e1, write_json
 
 METRICS = {
-    "dmc": {"direction": "higher", "version": "dmc-v1"},
+    "dmc": {"direction": "higher", "version": "dmc-v1.1"},
     "rsr": {"direction": "lower", "version": "rsr-v1"},
     "length": {"direction": "none", "version": "length-v1"},
     "ifd": {"direction": "higher", "version": "ifd-v1"},
@@ -110,6 +110,18 @@ def test_report_without_e2_e3_and_with_failures(tmp_path):
     assert r.experiments == ["e1"]
     ds0 = next(d for d in r.e1["datasets"] if d["dataset"] == "ds0")
     assert ds0["n_seeds"] == 1 and ds0["n_failed"] == 1 and ds0["accuracy"] == pytest.approx(0.22)
+
+
+def test_failures_table_lists_a_selector_that_could_not_select(tmp_path):
+    run = _synthetic_run(tmp_path / "run")
+    doc = json.loads((run / files.E2_JSON).read_text())
+    doc["selectors"].append({"metric": "ifd", "direction": "higher", "chosen": None, "per_seed": [],
+                             "error": "metric 'ifd' was not computed", "accuracy": None})
+    doc["selectors"][1]["per_seed"] = [{"seed": 0, "accuracy": None, "status": "failed", "error": "OSError: disk"}]
+    write_json(run, files.E2_JSON, doc)
+    md = write_report(run, tmp_path / "out").markdown.read_text()
+    assert "| e2 | chosen by ifd |  | metric 'ifd' was not computed |" in md
+    assert "| e2 | chosen by rsr | 0 | OSError: disk |" in md
 
 
 def test_load_run_errors(tmp_path):

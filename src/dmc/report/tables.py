@@ -154,15 +154,17 @@ def dataset_table(run: RunResults) -> Table | None:
 
 
 def failures_table(run: RunResults) -> Table | None:
+    """Every failed run with its error (their accuracy is n/a, never 0)."""
     rows = []
-    for exp, runs in (("e1", (run.e1 or {}).get("pilots", [])),):
-        for p in runs:
-            if p.get("status") == "failed":
-                rows.append([exp, str(p.get("dataset")), str(p.get("seed")), str(p.get("error"))])
-    for name, sel in ((s.get("metric"), s) for s in (run.e2 or {}).get("selectors", [])):
+    for p in (run.e1 or {}).get("pilots", []):
+        if p.get("status") == "failed":
+            rows.append(["e1", str(p.get("dataset")), str(p.get("seed")), str(p.get("error"))])
+    for sel in (run.e2 or {}).get("selectors", []):
+        if sel.get("error"):
+            rows.append(["e2", f"chosen by {sel.get('metric')}", "", str(sel["error"])])
         for p in sel.get("per_seed", []):
             if p.get("status") == "failed":
-                rows.append(["e2", f"chosen by {name}", str(p.get("seed")), str(p.get("error"))])
+                rows.append(["e2", f"chosen by {sel.get('metric')}", str(p.get("seed")), str(p.get("error"))])
     for name, st in ((run.e3 or {}).get("strategies") or {}).items():
         for p in st.get("per_seed", []):
             if p.get("status") == "failed":
