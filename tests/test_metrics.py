@@ -39,6 +39,17 @@ def test_novel_spans_skip_question_and_repeats():
     assert novel_spans("Add 1000 and 1.", "1,000 + 1 = 1,001") == [(12, 17)]
 
 
+def test_lists_and_tuples_of_numbers_are_one_expression():
+    # every element of each list is in the question, but the lists themselves are derived results
+    q = "Start with the list [5, 2, 4, 2]. Swap the first and last items. Append 5."
+    r = "Start with [5, 2, 4, 2].\nswap ends: [2, 2, 4, 5]\nappend 5: [2,2,4,5, 5]\nThe answer is [2, 2, 4, 5, 5]."
+    assert [r[a:b] for a, b in novel_spans(q, r)] == ["[2, 2, 4, 5]", "[2,2,4,5, 5]"]
+    got = [s for _, _, s in find_spans("[] and [-1] and (3, -1) but (3) and f(2)")]
+    assert got == ["[]", "[-1]", "(3,-1)", "3", "2"]
+    # a LaTeX root index is not a list
+    assert [s for _, _, s in find_spans(r"\sqrt[3]{8}")] == [r"\sqrt[3]{8}"]
+
+
 def test_novel_spans_words_case_insensitive():
     q = "Add two and three."
     r = "Two plus three is five"
@@ -217,7 +228,7 @@ def test_dmc_settings_and_target():
     assert d.loc["X", "dmc"] == pytest.approx((1.0 + 0.0) / 2)
     assert d.loc["Y", "dmc"] == pytest.approx(_R(0.25, 0.75, 0.3) * 0.5)
     assert rep.meta["target"] == {"kind": "eval", "n_questions": 2}
-    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1"
+    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1.1"
 
 
 def test_dmc_nan_without_attempts():

@@ -75,7 +75,7 @@ def bootstrap_dmc(wA: np.ndarray, c: np.ndarray, question: np.ndarray, c_target:
 @register
 class DMCv1(Metric):
     name = "dmc"
-    version = "dmc-v1"
+    version = "dmc-v1.1"
     direction = "higher"
     range = (0.0, 1.0)
     description = ("Data-Model Compatibility: R(C_D, C_T) * mean(w*A) over samples with known quality and "

@@ -1,6 +1,7 @@
 """Content spans: the parts of a trace that carry newly derived content (DESIGN.md §3).
 
-A content span is a number or mathematical expression (selector ``numbers``) or a word
+A content span is a number or mathematical expression — including a bracketed list or tuple of
+numbers, taken as one expression (selector ``numbers``) — or a word
 (selector ``words``) of the response whose normalized string has not appeared earlier — in the
 question or earlier in the response. These are the results the student must compute itself;
 copied operands and boilerplate are excluded. ``all`` marks every response token.
@@ -18,14 +19,19 @@ import numpy as np
 CONTENT_SELECTORS = ("numbers", "words", "all")
 
 # Atomic mathematical spans, tried in this order at each position (first match wins):
+#   a bracketed list or parenthesized tuple of numbers ("[2, 2, 4]", "[]", "(3, -1)": the result of
+#   an operation on a sequence, new as a whole even when every element was seen before),
 #   LaTeX \frac{..}{..} / \dfrac / \tfrac, \sqrt[..]{..}, a number raised to a power (2^{10}, 3^2),
 #   a fraction a/b, a decimal or integer (with optional thousands separators), each with an
 #   optional unary minus (a '-' not preceded by a word character or closing bracket: "x = -3" but
 #   not "5-3").
 _SIGN = r"(?:(?<![\w)\]}])-)?"
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_ITEM = rf"{_SIGN}{_NUM}"
 _MATH_RE = re.compile(
-    r"\\[dt]?frac\{[^{}]*\}\{[^{}]*\}"
+    rf"\[\s*(?:{_ITEM}(?:\s*,\s*{_ITEM})*)?\s*\]"
+    rf"|\(\s*{_ITEM}(?:\s*,\s*{_ITEM})+\s*\)"
+    r"|\\[dt]?frac\{[^{}]*\}\{[^{}]*\}"
     r"|\\sqrt(?:\[[^\]]*\])?\{[^{}]*\}"
     rf"|{_SIGN}{_NUM}\^(?:\{{[^{{}}]*\}}|-?\w+)"
     rf"|{_SIGN}{_NUM}/{_NUM}(?![\d.])"
