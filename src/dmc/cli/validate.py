@@ -93,6 +93,7 @@ def validate_cmd(
     e3_eval_every: int | None = typer.Option(None, "--e3-eval-every", min=1, help="Steps between accuracy measurements in E3 (default: steps/4)."),
     rescore_every: int = typer.Option(60, "--rescore-every", min=1, help="dynamic-dmc: steps between re-scores."),
     probe_size: int = typer.Option(16, "--probe-size", min=1, help="dynamic-dmc: samples per dataset re-scored."),
+    target_size: int = typer.Option(32, "--target-size", min=1, help="dynamic-dmc: target questions re-attempted per re-score (C_T)."),
     policy: str = typer.Option("argmax", "--policy", help="dynamic-dmc mixture policy: argmax[:dwell], softmax[:tau], proportional."),
     attempts_max_new_tokens: int | None = typer.Option(None, "--attempts-max-new-tokens", min=1, help="Generation budget of the student's attempts (capability)."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Pilot processes (default: min(2, cores))."),
@@ -119,7 +120,7 @@ def validate_cmd(
             experiments=_csv(experiments) or (), train=train, pilot_samples=pilot_samples, seeds=_ints(seeds, "--seeds"),
             metrics=_csv(metrics), max_samples=max_samples, n_boot=n_boot, e2_policy=e2_policy,
             e3_strategies=_csv(e3_strategies) or (), e3_steps=e3_steps, e3_eval_every=e3_eval_every,
-            rescore_every=rescore_every, probe_size=probe_size, policy=policy,
+            rescore_every=rescore_every, probe_size=probe_size, target_size=target_size, policy=policy,
             attempts_max_new_tokens=attempts_max_new_tokens, device=device, workers=workers, threads=threads,
             stats_cache=str(cache_dir) if cache_dir else None)
     except (ValueError, KeyError) as e:
