@@ -177,6 +177,15 @@ def test_cli_score_then_select(lab, tmp_path):
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and f"token statistics: 0 samples computed, {3 * N_Q} reused" in again.output
     assert "student attempts: 0 questions computed" in again.output
+    # the settings flags reach the metrics: a 1-token budget leaves no trace that fits
+    tight = runner.invoke(app, [*args[:args.index("--out")], "--out", str(tmp_path / "tight"), "--max-new-tokens",
+                                "40", "--n-boot", "0", "--no-progress", "--budget", "1", "--match-side", "both",
+                                "--sigma-logit", "1.5", "--cache", str(out / "cache")])
+    assert tight.exit_code == 0, tight.output
+    doc = json.loads((tmp_path / "tight" / "datasets.json").read_text())
+    assert {k: doc["meta"]["settings"][k] for k in ("budget", "match_side", "sigma_logit")} == {
+        "budget": 1, "match_side": "both", "sigma_logit": 1.5}
+    assert all(d["dmc"] == 0.0 and d["F"] == 0.0 and d["dmc_v2"] == 0.0 for d in doc["datasets"])
 
     res = runner.invoke(app, ["select", "--scores", str(out), "--policy", "top1", "--budget", "5"])
     assert res.exit_code == 0, res.output

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         name, _, names = spec.partition("=")
         subsets[name] = [n for n in names.split(",") if n]
     grids = json.loads(a.grid) if a.grid else GRIDS
-    grids = {m: {k: [math.inf if v in ("inf", None) else v for v in vs] for k, vs in g.items()}
+    grids = {m: {k: [math.inf if k == "sigma" and v in ("inf", None) else v for v in vs] for k, vs in g.items()}
              for m, g in grids.items() if a.metrics is None or m in a.metrics.split(",")}
     unknown = set(grids) - set(METRICS)
     if unknown:

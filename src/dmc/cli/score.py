@@ -38,6 +38,10 @@ def score_cmd(
     sigma: float = typer.Option(0.15, "--sigma", help="DMC difficulty-match width: R = exp(-(C_D - C_T)^2 / 2 sigma^2)."),
     content: str = typer.Option("numbers", "--content", help="DMC content tokens: numbers, words or all."),
     top_k: int = typer.Option(1, "--top-k", min=1, help="A content token is aligned when its rank <= K."),
+    sigma_logit: float = typer.Option(2.0, "--sigma-logit", help="dmc_v2 difficulty-match width on the log-odds scale."),
+    prior: float = typer.Option(0.5, "--prior", help="dmc_v2 pseudo-count of passes and of fails shrinking each pass rate."),
+    match_side: str = typer.Option("easier", "--match-side", help="dmc_v2 difficulty match: both (penalize easier and harder sets) or easier."),
+    budget: int | None = typer.Option(None, "--budget", min=1, help="Student generation budget in tokens: a trace longer than this gets weight 0 in DMC (default: unlimited)."),
     pseudo_gold: bool = typer.Option(False, "--pseudo-gold/--no-pseudo-gold", help="Without gold, use the teachers' majority answer (flagged)."),
     n_boot: int = typer.Option(1000, "--n-boot", min=0, help="Bootstrap resamples for the DMC interval (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of subsampling, bootstrap, random baseline and sampled attempts."),
@@ -65,6 +69,7 @@ def score_cmd(
 
         chosen = get_metrics(names)
         settings = MetricSettings(epsilon=epsilon, sigma=sigma, content=content, top_k=top_k,
+                                  sigma_logit=sigma_logit, prior=prior, match_side=match_side, budget=budget,
                                   pseudo_gold=pseudo_gold, n_boot=n_boot, seed=seed)
         tok = TokenStatsSettings(max_length=max_length, batch_tokens=batch_tokens,
                                  with_ifd=any("tokens_noq" in m.needs for m in chosen))

@@ -301,6 +301,21 @@ class ScoringContext:
         qs = self.target_questions if self.target_questions is not None else self.samples["question_hash"]
         return self.mean_capability(qs)
 
+    def fits(self) -> pd.Series:
+        """F_i: 1.0 when the trace fits the student's generation budget (settings.budget; always when
+        None), 0.0 when it is longer; NaN without token statistics. Not cached: the budget is a setting."""
+        rows = self.token_rows
+        if self.settings.budget is None:
+            return pd.Series(np.where(rows["has_tokens"], 1.0, np.nan), index=self.index)
+        n = pd.to_numeric(rows["n_tokens"], errors="coerce") if "n_tokens" in rows else pd.Series(np.nan, index=self.index)
+        f = (n <= self.settings.budget).astype(float)
+        return f.where(n.notna() & rows["has_tokens"].astype(bool), np.nan)
+
+    def weight(self) -> pd.Series:
+        """w_i = (eps + (1 - eps) q_i) * F_i: soft quality, zero for a trace beyond the generation budget."""
+        eps = self.settings.epsilon
+        return (eps + (1.0 - eps) * self.quality["q"]) * self.fits()
+
     # ------------------------------------------------------------ alignment A_i
 
     @cached_property

@@ -1,7 +1,8 @@
 """DMC v1: Data-Model Compatibility of a dataset with a student (DESIGN.md §3).
 
 DMC(D) = R(D) * mean_i(w_i * A_i) over D's samples with known q_i and A_i, where
-w_i = epsilon + (1 - epsilon) * q_i, A_i is the top-k alignment over novel content tokens and
+w_i = epsilon + (1 - epsilon) * q_i (times F_i = 1[the trace fits the student's generation budget]
+when a budget is set), A_i is the top-k alignment over novel content tokens and
 R(D) = exp(-(C_D - C_T)^2 / (2 sigma^2)) matches D's difficulty for the student (C_D, mean pass
 rate over D's questions) to that of its target tasks (C_T). Range [0, 1]; higher = more
 compatible. Per sample, m_i = w_i * A_i * R(c_i). A bootstrap over samples gives the CI.
@@ -88,8 +89,9 @@ class DMCv1(Metric):
         st = ctx.settings
         s = ctx.samples
         qual, cap, al = ctx.quality, ctx.capability, ctx.alignment
-        w = st.epsilon + (1.0 - st.epsilon) * qual["q"]
+        w = ctx.weight()
         wA = w * al["A"]
+        fits = ctx.fits()
         c_t, c_t_reason = ctx.target_capability
         R_i = pd.Series(difficulty_match(cap["c"].to_numpy(), c_t, st.sigma), index=ctx.index)
         m = wA * R_i
@@ -117,11 +119,12 @@ class DMCv1(Metric):
                                      _rng(st.seed, d))
                 if np.isfinite(reps).any():
                     lo, hi = (float(x) for x in np.nanquantile(reps, [alpha, 1.0 - alpha]))
-            q_d, A_d = qual["q"][sel], al["A"][sel]
+            q_d, A_d, f_d = qual["q"][sel], al["A"][sel], fits[sel]
             rows[d] = {
                 "dmc_lo": lo, "dmc_hi": hi,
                 "Q": float(q_d.mean()) if q_d.notna().any() else float("nan"),
                 "A": float(A_d.mean()) if A_d.notna().any() else float("nan"),
+                "F": float(f_d.mean()) if f_d.notna().any() else float("nan"),
                 "C_D": c_d, "C_T": c_t, "R": R_d,
                 "mean_wA": mean_wa,
                 "n_scored": int(known.sum()),

@@ -77,7 +77,7 @@ class DMCv2(Metric):
         st = ctx.settings
         s = ctx.samples
         qual, cap, al = ctx.quality, ctx.capability, ctx.alignment
-        w = st.epsilon + (1.0 - st.epsilon) * qual["q"]
+        w = ctx.weight()
         wA = w * al["A"]
         c_t, c_t_reason = ctx.target_capability
         tq = ctx.target_questions if ctx.target_questions is not None else s["question_hash"]

@@ -28,6 +28,10 @@ class MetricSettings:
         logit, C~ = (n C + prior) / (n + 2 prior), > 0 (0.5: the Jeffreys prior).
     match_side: DMC v2 only: "both" penalizes question sets easier or harder for the student than
         the target; "easier" only easier ones (harder steps are priced by the alignment term).
+    budget: the student's generation budget in tokens (None = unlimited). A trace longer than this,
+        in the student's tokens, is one the student cannot finish at inference even after learning
+        it perfectly, so its weight is 0 in DMC (both versions): w_i = (eps + (1 - eps) q_i) * F_i,
+        F_i = 1[n_tokens_i <= budget]. Not a quality judgement (eps does not soften it).
     """
 
     epsilon: float = 0.3
@@ -42,6 +46,7 @@ class MetricSettings:
     sigma_logit: float = 2.0
     prior: float = 0.5
     match_side: str = "easier"
+    budget: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.epsilon <= 1.0:
@@ -58,6 +63,9 @@ class MetricSettings:
             raise ValueError(f"MetricSettings.content must be one of {CONTENT_SELECTORS}, got {self.content!r}")
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 1:
             raise ValueError(f"MetricSettings.top_k must be a positive integer, got {self.top_k!r}")
+        if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
+                                        or self.budget < 1):
+            raise ValueError(f"MetricSettings.budget must be a positive integer or None, got {self.budget!r}")
         if not isinstance(self.n_boot, int) or self.n_boot < 0:
             raise ValueError(f"MetricSettings.n_boot must be a non-negative integer, got {self.n_boot!r}")
         if not 0.0 < self.ci < 1.0:
