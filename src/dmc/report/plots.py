@@ -126,6 +126,15 @@ def dmc_components(datasets: pd.DataFrame, components: Sequence[str] = ("dmc", "
     return _png(fig)
 
 
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D")
+
+
+def _line_style(j: int) -> dict:
+    """Color, line style and marker of the j-th series: tab10 repeats after 10, so the style changes with it."""
+    return {"color": plt.get_cmap("tab10")(j % 10), "ls": _LINESTYLES[(j // 10) % 4], "marker": _MARKERS[(j // 10) % 4]}
+
+
 def dmc_over_training(events: Sequence[Mapping], title: str = "DMC of each dataset during training") -> bytes | None:
     """Lines per dataset: the score from each re-scoring event (`{"step", "scores": {ds: v}}`)."""
     events = [e for e in events if e.get("scores")]
@@ -134,14 +143,14 @@ def dmc_over_training(events: Sequence[Mapping], title: str = "DMC of each datas
     names = list(events[0]["scores"])
     steps = [int(e["step"]) for e in events]
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
-    for name in names:
+    for j, name in enumerate(names):
         ys = [e["scores"].get(name) for e in events]
-        ax.plot(steps, [np.nan if y is None else y for y in ys], marker="o", ms=3, label=name)
+        ax.plot(steps, [np.nan if y is None else y for y in ys], ms=3, label=name, **_line_style(j))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("DMC (higher = more compatible)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return _png(fig)
 
