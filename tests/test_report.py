@@ -193,3 +193,7 @@ def test_compare_runs_side_by_side(tmp_path):
     assert dmc_row.endswith("| +1.00 |")
     assert "| best single dataset (E1) | 81.0% (ds5) |" in md
     assert "| dynamic-dmc | 75.0% | 75.0% |" in md
+    # E1 accuracy per dataset (b's ds0 has one finished seed), spreads and how alike the runs rank the data
+    assert "| spread (best − worst) | 60.0 points (ds5 − ds0) | 59.0 points (ds5 − ds0) |" in md
+    assert "| lab-small / afam | lab-base / bfam | 6 | +1.00 |" in md
+    assert md.index("| ds5 |") < md.index("| ds0 |")

@@ -1,5 +1,6 @@
-"""Several validation runs side by side (students × task families): Spearman ρ of every metric,
-E2's selector accuracies and E3's final accuracies, one column per run."""
+"""Several validation runs side by side (students × task families): E1 accuracy per dataset, how
+alike the runs rank the datasets, Spearman ρ of every metric, E2's selector accuracies and E3's
+final accuracies, one column per run."""
 
 from __future__ import annotations
 
@@ -86,6 +87,58 @@ def e3_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
     return Table(["strategy", *labels], rows, "E3: final accuracy per curriculum, equal total steps")
 
 
+def _e1_accuracy(run: RunResults) -> dict[str, tuple[float, float | None]]:
+    """{dataset: (mean accuracy over seeds, std)} from E1 (NaN where no pilot finished)."""
+    out = {}
+    for d in (run.e1 or {}).get("datasets", []):
+        acc = d.get("accuracy")
+        out[d["dataset"]] = (float("nan") if _nan(acc) else float(acc), d.get("accuracy_std"))
+    return out
+
+
+def accuracy_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
+    """Rows: datasets (by mean accuracy over the runs); columns: runs; cells: E1 accuracy ± std over seeds.
+    The last row is each run's spread, best minus worst dataset."""
+    acc = [_e1_accuracy(r) for r in runs]
+    names = list(dict.fromkeys(n for a in acc for n in a))
+    if not names:
+        return None
+
+    def mean_acc(n: str) -> float:
+        v = [a[n][0] for a in acc if n in a and not _nan(a[n][0])]
+        return sum(v) / len(v) if v else -math.inf
+
+    names.sort(key=mean_acc, reverse=True)
+    rows = [[n, *(pct(*a[n]) if n in a else "—" for a in acc)] for n in names]
+    spread = []
+    for a in acc:
+        v = {n: x for n, (x, _) in a.items() if not _nan(x)}
+        spread.append("—" if not v else f"{100 * (max(v.values()) - min(v.values())):.1f} points "
+                      f"({max(v, key=v.get)} − {min(v, key=v.get)})")
+    rows.append(["spread (best − worst)", *spread])
+    return Table(["dataset", *labels], rows, "E1: post-training accuracy per candidate dataset (mean ± std over seeds)")
+
+
+def ranking_agreement_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
+    """Spearman ρ between two runs' E1 accuracies over their common datasets, for every pair of runs
+    that share at least three datasets (e.g. two students on one pool: do they rank the data alike?)."""
+    from scipy.stats import spearmanr
+
+    acc = [_e1_accuracy(r) for r in runs]
+    rows = []
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            common = [n for n in acc[i] if n in acc[j] and not _nan(acc[i][n][0]) and not _nan(acc[j][n][0])]
+            if len(common) < 3:
+                continue
+            rho = spearmanr([acc[i][n][0] for n in common], [acc[j][n][0] for n in common]).statistic
+            rows.append([labels[i], labels[j], str(len(common)), "n/a" if _nan(float(rho)) else f"{rho:+.2f}"])
+    if not rows:
+        return None
+    return Table(["run", "other run", "datasets", "Spearman ρ of accuracies"], rows,
+                 "E1: do two runs rank the common candidate datasets alike? (1 = same order)")
+
+
 def compare_markdown(run_dirs: Sequence[str | Path], title: str = "DMC validation: runs compared") -> str:
     runs = [load_run(d) for d in run_dirs]
     labels = [run_label(r) for r in runs]
@@ -93,7 +146,8 @@ def compare_markdown(run_dirs: Sequence[str | Path], title: str = "DMC validatio
     for r, lab in zip(runs, labels):
         cmd = r.manifest.get("command")
         lines.append(f"- **{lab}**: `{r.run_dir}`" + (f" — `{cmd}`" if cmd else ""))
-    for t in (spearman_table(runs, labels), e2_table(runs, labels), e3_table(runs, labels)):
+    for t in (accuracy_table(runs, labels), ranking_agreement_table(runs, labels), spearman_table(runs, labels),
+              e2_table(runs, labels), e3_table(runs, labels)):
         if t is not None:
             lines += ["", t.to_markdown()]
     return "\n".join(lines) + "\n"
