@@ -43,7 +43,10 @@ def test_lists_and_tuples_of_numbers_are_one_expression():
     # every element of each list is in the question, but the lists themselves are derived results
     q = "Start with the list [5, 2, 4, 2]. Swap the first and last items. Append 5."
     r = "Start with [5, 2, 4, 2].\nswap ends: [2, 2, 4, 5]\nappend 5: [2,2,4,5, 5]\nThe answer is [2, 2, 4, 5, 5]."
-    assert [r[a:b] for a, b in novel_spans(q, r)] == ["[2, 2, 4, 5]", "[2,2,4,5, 5]"]
+    # a new list counts by its elements (brackets and commas are format): 2, 2, 4, 5 then 2, 2, 4, 5, 5
+    assert [r[a:b] for a, b in novel_spans(q, r)] == ["2", "2", "4", "5"] + ["2", "2", "4", "5", "5"]
+    assert novel_spans(q, r)[0] == (r.index("[2, 2, 4, 5]") + 1, r.index("[2, 2, 4, 5]") + 2)
+    assert [r2[a:b] for r2 in ["now: []"] for a, b in novel_spans(q, r2)] == ["[]"]  # an empty list counts whole
     got = [s for _, _, s in find_spans("[] and [-1] and (3, -1) but (3) and f(2)")]
     assert got == ["[]", "[-1]", "(3,-1)", "3", "2"]
     # a LaTeX root index is not a list

@@ -65,7 +65,8 @@ def find_spans(text: str, content: str = "numbers") -> list[tuple[int, int, str]
 def novel_spans(question: str, response: str, content: str = "numbers") -> list[tuple[int, int]]:
     """Char spans of ``response`` whose string is new: not in ``question`` and not earlier in ``response``.
 
-    Only the first occurrence of a derived result counts; later repeats are copies.
+    Only the first occurrence of a derived result counts; later repeats are copies. A new list or
+    tuple of numbers gives the spans of its elements.
     """
     if content not in ("numbers", "words"):
         raise ValueError(f"unknown content selector {content!r}; expected one of {CONTENT_SELECTORS}")
@@ -73,9 +74,21 @@ def novel_spans(question: str, response: str, content: str = "numbers") -> list[
     out: list[tuple[int, int]] = []
     for start, end, s in find_spans(response, content):
         if s not in seen:
-            out.append((start, end))
+            out += _items(response, start, end) if content == "numbers" else [(start, end)]
             seen.add(s)
     return out
+
+
+_ITEM_RE = re.compile(_ITEM)
+
+
+def _items(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A novel list or tuple counts by its elements (brackets and separators are format, not derived
+    content); an empty list, or any other expression, counts whole."""
+    if text[start] not in "[(":
+        return [(start, end)]
+    items = [(start + m.start(), start + m.end()) for m in _ITEM_RE.finditer(text[start:end])]
+    return items or [(start, end)]
 
 
 def content_token_mask(
