@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-length", type=int, default=1024, help="the token-statistics max_length of the cache")
     ap.add_argument("--metrics", default=None, help="comma-separated DMC versions to sweep (default: all in GRIDS)")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--grid", default=None, help="JSON object {metric: {setting: [values]}} overriding GRIDS")
+    ap.add_argument("--grid", default=None, help="JSON object {metric: {setting: [values]}} overriding GRIDS "
+                    "(budget \"gen\": the --attempts-max-new-tokens)")
     ap.add_argument("--subset", action="append", default=[],
                     help="NAME=ds1,ds2,... extra dataset subsets to correlate on (repeatable)")
     ap.add_argument("--out", required=True)
@@ -222,6 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     grids = json.loads(a.grid) if a.grid else GRIDS
     grids = {m: {k: [math.inf if k == "sigma" and v in ("inf", None) else v for v in vs] for k, vs in g.items()}
              for m, g in grids.items() if a.metrics is None or m in a.metrics.split(",")}
+    # budget "gen": the attempts' generation budget of this testbed (the same rule across testbeds)
+    for g in grids.values():
+        if "budget" in g:
+            g["budget"] = [a.attempts_max_new_tokens if v == "gen" else v for v in g["budget"]]
     unknown = set(grids) - set(METRICS)
     if unknown:
         raise SystemExit(f"unknown metrics in the grid: {sorted(unknown)}; registered: {list(METRICS)}")
@@ -242,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     atomic_csv(pd.DataFrame(brows), out / "baselines.csv")
 
     res = sweep(pool, targets, tokens, attempts, acc, grids, subsets, a.n_boot)
+    if "budget" in res:
+        res["budget"] = res["budget"].map(lambda v: "gen" if v == a.attempts_max_new_tokens else v)
     atomic_csv(res, out / "sweep.csv")
     pd.set_option("display.width", 200)
     print(comp[["dataset", "accuracy"] + [c for c in ("dmc", "dmc_v2", "Q", "A", "C_D", "C_T", "R", "R2")

@@ -1,9 +1,9 @@
 """Content spans: the parts of a trace that carry newly derived content (DESIGN.md §3).
 
-A content span is a number or mathematical expression — including a bracketed list or tuple of
-numbers, taken as one expression (selector ``numbers``) — or a word
-(selector ``words``) of the response whose normalized string has not appeared earlier — in the
-question or earlier in the response. These are the results the student must compute itself;
+A content span is a number or mathematical expression (selector ``numbers``) or a word (selector
+``words``) of the response whose normalized string has not appeared earlier — in the question or
+earlier in the response. A bracketed list or tuple of numbers is one expression; when it is new,
+its elements are the content (brackets and separators are format). These are the results the student must compute itself;
 copied operands and boilerplate are excluded. ``all`` marks every response token.
 
 Pure functions over text and token offsets; no model involved.
