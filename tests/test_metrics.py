@@ -199,7 +199,8 @@ def _R(c, c_t, sigma=0.15):
 
 def test_dmc_hand_computed():
     s, toks, att = _dmc_pool()
-    rep = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader())
+    rep = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
+                       settings=MetricSettings(epsilon=0.3, sigma=0.15))
     d = rep.datasets.set_index("dataset")
     # C_T over the pool's 4 questions = (1 + .5 + 0 + .5) / 4
     assert d.loc["X", "C_T"] == pytest.approx(0.5) and d.loc["Y", "C_T"] == pytest.approx(0.5)
@@ -238,16 +239,17 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
     s, toks, att = _dmc_pool()
     toks.loc[toks["sample_hash"] == s[0].hash, "n_tokens"] = 1000  # x1 no longer fits a 100-token budget
     for metric in ("dmc", "dmc_v2"):
-        free = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader()).datasets.set_index("dataset")
+        free = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
+                            settings=MetricSettings(epsilon=0.3)).datasets.set_index("dataset")
         cut = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                           settings=MetricSettings(budget=100)).datasets.set_index("dataset")
+                           settings=MetricSettings(epsilon=0.3, budget=100)).datasets.set_index("dataset")
         # X: w*A = [1*1, 0.3*0.5] -> [0 (over budget, whatever its quality), 0.15]; Y unchanged
         assert cut.loc["X", metric] == pytest.approx(free.loc["X", metric] * 0.15 / 1.15)
         assert cut.loc["Y", metric] == pytest.approx(free.loc["Y", metric])
     d = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
                      settings=MetricSettings(budget=100, epsilon=1.0)).datasets.set_index("dataset")
     assert d.loc["X", "F"] == pytest.approx(0.5) and d.loc["Y", "F"] == pytest.approx(1.0)
-    assert d.loc["X", "dmc"] == pytest.approx(_R(0.75, 0.5) * (0.0 + 0.5) / 2)  # eps = 1 does not soften it
+    assert d.loc["X", "dmc"] == pytest.approx(_R(0.75, 0.5, 0.25) * (0.0 + 0.5) / 2)  # eps = 1 does not soften it
     free = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader()).datasets.set_index("dataset")
     assert (free["F"] == 1.0).all()  # no budget: every trace fits
     with pytest.raises(ValueError, match="budget"):

@@ -47,7 +47,7 @@ def test_every_file_is_stamped(tmp_path, report):
     doc = _strict((tmp_path / "datasets.json").read_text())  # NaN written as null
     assert doc["meta"]["metrics"]["dmc"]["version"] == "dmc-v1.1"
     assert doc["meta"]["metrics"]["rsr"]["direction"] == "lower"
-    assert doc["meta"]["settings"]["epsilon"] == 0.3 and doc["meta"]["settings"]["sigma"] == 0.15
+    assert doc["meta"]["settings"]["epsilon"] == 1.0 and doc["meta"]["settings"]["sigma"] == 0.25
     assert doc["datasets"][0]["ifd"] is None
     pmeta = json.loads(pq.read_schema(tmp_path / "samples.parquet").metadata[b"dmc"])
     assert pmeta["student"]["fingerprint"] == "fp-123" and pmeta["metrics"]["ifd"]["version"] == "ifd-v1"

@@ -107,14 +107,14 @@ def test_dmc_ordering_and_components(lab, tmp_path):
     assert d.loc["stepwise", "C_D"] >= 0.8 and d.loc["hard", "C_D"] == 0.0
     assert d.loc["stepwise", "C_T"] >= 0.8
     assert d.loc["hard", "R"] < 0.01 < d.loc["stepwise", "R"]
-    # DMC = R * mean(w * A), with w = 0.3 for every wrong-answer trace
+    # DMC = R * mean(w * A); w = 1 at the default epsilon = 1 (a wrong step already costs alignment)
     s = rep.samples
     for name in ("stepwise", "wrong", "hard"):
         part = s[s["dataset"] == name]
         assert d.loc[name, "dmc"] == pytest.approx(d.loc[name, "R"] * (part["w"] * part["A"]).mean())
-    assert s.loc[s["dataset"] == "wrong", "w"].eq(0.3).all()
+    assert s.loc[s["dataset"] == "wrong", "w"].eq(1.0).all()
     assert d.loc["stepwise", "dmc_lo"] <= d.loc["stepwise", "dmc"] <= d.loc["stepwise", "dmc_hi"]
-    assert d.loc["stepwise", "dmc"] > 0.5 > d.loc["wrong", "dmc"] > d.loc["hard", "dmc"]
+    assert d.loc["stepwise", "dmc"] > 0.8 > d.loc["wrong", "dmc"] > 0.3 > d.loc["hard", "dmc"]
     # the baselines come from the same statistics
     assert d.loc["stepwise", "mean_logprob"] > d.loc["wrong", "mean_logprob"] > d.loc["hard", "mean_logprob"]
     assert d["ifd"].notna().all() and d["rsr"].notna().all()
@@ -205,3 +205,14 @@ def test_cli_score_then_select(lab, tmp_path):
 
     bad = runner.invoke(app, ["select", "--scores", str(out), "--policy", "topk:x"])
     assert bad.exit_code == 2 and "K must be a positive integer" in bad.output
+
+
+def test_cli_score_defaults_are_the_metric_defaults():
+    import inspect
+
+    from dmc.cli.score import score_cmd
+    from dmc.metrics import MetricSettings
+
+    params = inspect.signature(score_cmd).parameters
+    for name in ("epsilon", "sigma", "sigma_logit", "prior", "match_side", "top_k", "content", "budget", "n_boot"):
+        assert params[name].default.default == getattr(MetricSettings(), name), name
