@@ -323,3 +323,24 @@ def test_probes_and_attempted_questions_are_shared_across_datasets(tiny_student_
     assert DMCRescorer(attempt_budget=7)._attempt_settings(st, samples).max_new_tokens == 7
     with pytest.raises(ValueError, match="attempt_budget"):
         DMCRescorer(attempt_budget=0)
+
+
+def test_initial_scores_set_the_first_mixture_without_a_rescore(tmp_path, tiny_student_factory, pool):
+    calls = []
+
+    def rescore(student, probes):
+        calls.append(1)
+        return {"step": 0.1, "terse": 0.9, "mixed": 0.2}
+
+    st = tiny_student_factory("chatml")
+    cur = DMCCurriculumCallback(pool, rescore_every=3, probe_size=4, policy="argmax", rescore_fn=rescore, seed=1,
+                                student=st, initial_scores={"step": 0.8, "terse": 0.1, "mixed": None})
+    train(st, None, TrainConfig(output_dir=str(tmp_path / "r"), steps=4, batch_size=2, bf16=False), callbacks=[cur])
+    first, second = cur.history[0], cur.history[1]
+    assert first["step"] == 0 and first["mixture"]["step"] == 1.0 and first["source"] == "initial_scores"
+    assert first["scores"]["mixed"] is None  # an unscored dataset is recorded as such, never picked
+    assert second["step"] == 3 and "source" not in second and len(calls) == 1 and cur.n_rescores == 1
+    with pytest.raises(KeyError, match=r"missing \['mixed'\]"):
+        DMCCurriculumCallback(pool, rescore_fn=rescore, initial_scores={"step": 0.8, "terse": 0.1})
+    with pytest.raises(KeyError, match=r"unknown \['other'\]"):
+        DMCCurriculumCallback(pool, rescore_fn=rescore, initial_scores={"step": 0.8, "terse": 0.1, "mixed": 0, "other": 1})

@@ -129,8 +129,12 @@ def test_distill_dynamic_logs_rescores(files):
     rescores = [e for e in log if e["event"] == "rescore"]
     assert [e["step"] for e in rescores] == [0, 2]
     assert all(set(e["scores"]) == {"step", "terse"} and set(e["mixture"]) == {"step", "terse"} for e in rescores)
+    # step 0 takes DMC over the whole datasets on the untouched student (as static-dmc); step 2 re-scores probes
+    full = json.loads((out / "strategy.json").read_text())["scores"]["dmc"]
+    assert rescores[0]["source"] == "initial_scores" and rescores[0]["scores"] == pytest.approx(full)
+    assert "source" not in rescores[1]
     cur = json.loads((out / "metrics.json").read_text())["curriculum"]
-    assert cur["kind"] == "dynamic" and cur["n_rescores"] == 2 and 0 < cur["rescore_fraction_of_train"]
+    assert cur["kind"] == "dynamic" and cur["n_rescores"] == 1 and 0 < cur["rescore_fraction_of_train"]
 
 
 def test_distill_rejects_bad_input(files):

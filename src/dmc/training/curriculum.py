@@ -52,6 +52,10 @@ def question_rank(question_hash: str, seed: int) -> int:
     return zlib.crc32(f"{seed}:{question_hash}".encode())
 
 
+def _float_or_nan(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
 def _clean(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
@@ -233,6 +237,10 @@ class DMCCurriculumCallback(MixtureCurriculum):
     the trainer's current model and tokenizer unless `student` is given. Re-scoring runs in eval
     mode under forked RNG states, so it does not perturb the training randomness.
     Scores and the mixture are emitted as an event (and kept in `history`) at every re-score.
+
+    `initial_scores` ({dataset: score}, e.g. DMC of the full datasets on the untouched student)
+    sets the first mixture instead of a probe re-score at step 0: the student has not changed yet,
+    and a score over every sample is less noisy than one over a small probe.
     """
 
     kind = "dynamic"
@@ -249,8 +257,16 @@ class DMCCurriculumCallback(MixtureCurriculum):
         target=None,
         seed: int | None = None,
         on_event: EventSink | None = None,
+        initial_scores: Mapping[str, float] | None = None,
     ):
         super().__init__(pool, None, seed=seed, on_event=on_event)
+        if initial_scores is not None:
+            unknown = sorted(set(initial_scores) - set(self.names))
+            missing = [n for n in self.names if n not in initial_scores]
+            if unknown or missing:
+                raise KeyError(f"initial_scores must score exactly the candidate datasets {self.names}: "
+                               f"unknown {unknown}, missing {missing}")
+        self.initial_scores = dict(initial_scores) if initial_scores is not None else None
         if rescore_every < 1:
             raise ValueError(f"rescore_every must be >= 1, got {rescore_every}")
         if probe_size is not None and probe_size < 1:
@@ -325,9 +341,11 @@ class DMCCurriculumCallback(MixtureCurriculum):
             raise KeyError(f"rescore_fn returned no score for datasets {missing}")
         return {n: float(scores[n]) if scores[n] is not None else math.nan for n in self.names}
 
-    def _update(self, step: int, model, processing_class) -> None:
+    def _update(self, step: int, model, processing_class, scores: Mapping[str, float] | None = None) -> None:
         t0 = time.perf_counter()
-        scores = self.rescore(model, processing_class)
+        given = scores is not None
+        scores = ({n: _float_or_nan(scores[n]) for n in self.names} if given
+                  else self.rescore(model, processing_class))
         decision = self.policy.decide(self.names, scores, self.schedule.current)
         entry = self.schedule.set(decision.weights, step=step, reason=decision.reason)
         event = {
@@ -336,17 +354,19 @@ class DMCCurriculumCallback(MixtureCurriculum):
             "scores": {n: _clean(v) for n, v in scores.items()},
             "mixture": dict(zip(self.names, entry.weights)),
             "from_batch": entry.from_batch,
-            "reason": decision.reason,
+            "reason": decision.reason + (" (initial scores)" if given else ""),
             "seconds": round(time.perf_counter() - t0, 4),
         }
-        for key in ("details", "timing"):
+        if given:
+            event["source"] = "initial_scores"  # no probe was re-scored for this decision
+        for key in ("details", "timing") if not given else ():
             extra = getattr(self.rescore_fn, f"last_{key}", None)
             if extra:
                 event[key] = extra
         self._emit(event)
 
     def _decide_initial(self, **kwargs) -> None:
-        self._update(0, kwargs.get("model"), kwargs.get("processing_class"))
+        self._update(0, kwargs.get("model"), kwargs.get("processing_class"), self.initial_scores)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step

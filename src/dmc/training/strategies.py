@@ -4,7 +4,8 @@
 - `random-dataset`: one candidate dataset chosen at random (seeded);
 - `static-dmc`: the dataset with the highest DMC on the initial student (top-1);
 - `static-dmc-mix`: a fixed mixture, softmax(DMC / tau) on the initial student (`mix_policy`);
-- `dynamic-dmc`: re-score probe subsets every `rescore_every` steps and set the mixture by `policy`;
+- `dynamic-dmc`: start from DMC of the whole datasets on the initial student (as `static-dmc`), then
+  re-score probe subsets every `rescore_every` steps and set the mixture by `policy`;
 - `static:<metric>`: top-1 by any metric of dmc.metrics (`static:rsr`, `static:ifd`,
   `static:teacher-accuracy`, `static:length` ...), best = the metric's declared direction
   (higher or lower); metrics without a preferred direction take the highest value unless
@@ -138,8 +139,14 @@ def build_curriculum(
         rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
                                attempt_budget=settings.attempt_budget, seed=seed,
                                attempt_settings=AttemptSettings(max_new_tokens=settings.attempt_max_new_tokens, batch_size=64))
+        # the first mixture comes from DMC over the whole datasets on the untouched student (what
+        # static-dmc uses), the later ones from probe re-scores as the student changes
+        report = score_pool(pool, student, eval_items, "dmc", settings, seed, out_dir=scores_dir)
+        col = report.datasets.set_index("dataset")["dmc"]
+        initial = {n: float(col.get(n, math.nan)) for n in names}
+        info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
         cb = DMCCurriculumCallback(pool, rescore_every=settings.rescore_every, probe_size=settings.probe_size,
-                                   policy=settings.policy, rescore_fn=rescorer, seed=seed)
+                                   policy=settings.policy, rescore_fn=rescorer, seed=seed, initial_scores=initial)
         return cb, info
     metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
     assert metric is not None
