@@ -29,6 +29,9 @@ from dmc.training.curriculum import DMCCurriculumCallback, MixtureCurriculum
 from dmc.training.policies import make_policy
 
 STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc", "static:<metric>")
+# Bumped when a strategy's behaviour changes, so cached runs made with the old behaviour are not reused
+# (2: dynamic-dmc takes its first mixture from the full initial scores).
+STRATEGY_REVISIONS = {"dynamic-dmc": 2}
 
 
 @dataclass

@@ -458,11 +458,14 @@ def _e3_pilots(cfg: ValidateConfig, base_identity: dict[str, Any], base_payload:
     # the cache location does not change results: keep it out of the pilot's identity
     cur_identity = {k: v for k, v in curriculum.items() if k != "cache_dir"}
     out: dict[str, list[Pilot]] = {}
+    from dmc.training.strategies import STRATEGY_REVISIONS
+
     for strategy in cfg.e3_strategies:
+        revision = {"revision": STRATEGY_REVISIONS[strategy]} if strategy in STRATEGY_REVISIONS else {}
         out[strategy] = [
             Pilot(f"E3 {strategy} s{s}",
                   {"kind": "strategy", **base_identity, "train": train, "strategy": strategy, "pool": data_hashes,
-                   "seed": s, "curriculum": cur_identity},
+                   "seed": s, "curriculum": cur_identity, **revision},
                   {**base_payload, "train": train, "strategy": strategy, "pool": data_paths, "seed": s,
                    "curriculum": curriculum},
                   {"experiment": "e3", "strategy": strategy, "seed": s})
