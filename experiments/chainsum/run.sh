@@ -47,5 +47,6 @@ wait "$SCORE_PID"
 # 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
 "$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
   --cache "$RUN/cache" --pilots "$RUN/validate/pilots" --max-samples "$SCORE_SAMPLES" \
-  --attempts-max-new-tokens "$EVAL_TOKENS" --n-boot 1000 --out "$RUN/sweep"
+  --attempts-max-new-tokens "$EVAL_TOKENS" --n-boot 1000 --grid "$(cat "$ROOT/experiments/grid.json")" \
+  --out "$RUN/sweep-joint"
 "$PY" "$ROOT/experiments/chainsum/tables.py" "$RUN/sweep" > "$RUN/tables.md"
