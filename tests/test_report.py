@@ -187,6 +187,8 @@ def test_compare_runs_side_by_side(tmp_path):
                                                "command": f"dmc validate --student {st}"})
     md = compare_markdown([a, b])
     assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed ρ |" in md
+    assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed τ |" in md  # Kendall
+    assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed r |" in md  # Pearson
     dmc_row = next(ln for ln in md.splitlines() if ln.startswith("| dmc |"))
     ifd_row = next(ln for ln in md.splitlines() if ln.startswith("| ifd |"))
     assert md.index(dmc_row) < md.index(ifd_row)  # ordered by mean signed rho; undefined last

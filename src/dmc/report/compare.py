@@ -26,12 +26,13 @@ def _nan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def spearman_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
-    """Rows: metrics (ordered by mean signed ρ over the runs); columns: runs; cells: ρ [CI]."""
+def correlation_table(runs: Sequence[RunResults], labels: Sequence[str], method: str = "spearman") -> Table | None:
+    """Rows: metrics (ordered by mean signed coefficient over the runs); columns: runs; cells: value [CI].
+    `method`: spearman, kendall or pearson (E1 computes all three)."""
     per_run = []
     for r in runs:
         c = r.e1_correlations
-        per_run.append({} if c is None else {row.metric: row for row in c[c["method"] == "spearman"].itertuples(index=False)})
+        per_run.append({} if c is None else {row.metric: row for row in c[c["method"] == method].itertuples(index=False)})
     metrics = list(dict.fromkeys(m for d in per_run for m in d))
     if not metrics:
         return None
@@ -47,9 +48,12 @@ def spearman_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table |
         cells = [fmt_rho(d[m].rho, d[m].lo, d[m].hi) if m in d else "—" for d in per_run]
         ms = mean_signed(m)
         rows.append([m, direction, *cells, "n/a" if ms == -math.inf else f"{ms:+.2f}"])
-    return Table(["metric", "direction", *labels, "mean signed ρ"], rows,
-                 "E1: Spearman ρ between each metric on the initial student and post-training accuracy "
-                 "[95% bootstrap CI]; a lower-is-better metric predicts well with negative ρ (signed ρ flips it).")
+    name = {"spearman": "Spearman ρ", "kendall": "Kendall τ", "pearson": "Pearson r"}.get(method, method)
+    symbol = name.split()[-1]
+    return Table(["metric", "direction", *labels, f"mean signed {symbol}"], rows,
+                 f"E1: {name} between each metric on the initial student and post-training accuracy "
+                 f"[95% bootstrap CI]; a lower-is-better metric predicts well with a negative {symbol} "
+                 f"(signed {symbol} flips it).")
 
 
 def e2_table(runs: Sequence[RunResults], labels: Sequence[str]) -> Table | None:
@@ -146,7 +150,8 @@ def compare_markdown(run_dirs: Sequence[str | Path], title: str = "DMC validatio
     for r, lab in zip(runs, labels):
         cmd = r.manifest.get("command")
         lines.append(f"- **{lab}**: `{r.run_dir}`" + (f" — `{cmd}`" if cmd else ""))
-    for t in (accuracy_table(runs, labels), ranking_agreement_table(runs, labels), spearman_table(runs, labels),
+    for t in (accuracy_table(runs, labels), ranking_agreement_table(runs, labels), correlation_table(runs, labels),
+              correlation_table(runs, labels, "kendall"), correlation_table(runs, labels, "pearson"),
               e2_table(runs, labels), e3_table(runs, labels)):
         if t is not None:
             lines += ["", t.to_markdown()]
