@@ -38,7 +38,7 @@ def score_cmd(
     sigma: float = typer.Option(0.25, "--sigma", help="DMC difficulty-match width: R = exp(-(C_D - C_T)^2 / 2 sigma^2)."),
     content: str = typer.Option("numbers", "--content", help="DMC content tokens: numbers, words or all."),
     top_k: int = typer.Option(1, "--top-k", min=1, help="A content token is aligned when its rank <= K."),
-    sigma_logit: float = typer.Option(1.0, "--sigma-logit", help="dmc_v2 difficulty-match width on the log-odds scale."),
+    sigma_logit: float = typer.Option(1.5, "--sigma-logit", help="dmc_v2 difficulty-match width on the log-odds scale."),
     prior: float = typer.Option(0.5, "--prior", help="dmc_v2 pseudo-count of passes and of fails shrinking each pass rate."),
     match_side: str = typer.Option("both", "--match-side", help="dmc_v2 difficulty match: both (penalize easier and harder sets) or easier."),
     budget: int | None = typer.Option(None, "--budget", min=1, help="Student generation budget in tokens: a trace longer than this gets weight 0 in DMC (default: unlimited)."),

@@ -45,7 +45,7 @@ class MetricSettings:
     ci: float = 0.95
     seed: int = 0
     verifier: str = "auto"
-    sigma_logit: float = 1.0
+    sigma_logit: float = 1.5
     prior: float = 0.5
     match_side: str = "both"
     budget: int | None = None
