@@ -10,7 +10,7 @@
 # Usage: experiments/chainsum/run.sh [RUN_DIR]   (default RUN_DIR=runs/chainsum; a rerun resumes:
 #        statistics and finished pilots are cached)
 # Env: DMC (the dmc command), PY (python), N / N_EVAL / SEED (generator), STEPS, EVAL_TOKENS,
-#      SCORE_SAMPLES (samples per dataset scored), WORKERS (pilot processes).
+#      SCORE_SAMPLES (samples per dataset scored), WORKERS (pilot processes), SEEDS (pilot seeds).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUN="${1:-$ROOT/runs/chainsum}"
@@ -22,7 +22,7 @@ N="${N:-128}"; N_EVAL="${N_EVAL:-96}"; SEED="${SEED:-0}"
 # not fit in an hour, so the default is 16 steps (one epoch of the 128 rows) and the first
 # PILOT_EVAL eval questions (C_T is still measured on the whole eval set).
 STEPS="${STEPS:-16}"; EVAL_TOKENS="${EVAL_TOKENS:-128}"; SCORE_SAMPLES="${SCORE_SAMPLES:-64}"
-PILOT_EVAL="${PILOT_EVAL:-64}"; WORKERS="${WORKERS:-3}"
+PILOT_EVAL="${PILOT_EVAL:-64}"; WORKERS="${WORKERS:-2}"; SEEDS="${SEEDS:-0,1,2}"
 mkdir -p "$RUN"
 [ -f "$GEN" ] || { echo "shared generator not found: $GEN" >&2; exit 2; }
 
@@ -41,12 +41,12 @@ SCORE_PID=$!
 "$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
   --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128 \
   --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --metrics random,teacher_accuracy \
-  --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress --no-report
+  --seeds "$SEEDS" --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress --no-report
 wait "$SCORE_PID"
 
 # 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
 "$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
-  --cache "$RUN/cache" --pilots "$RUN/validate/pilots" --max-samples "$SCORE_SAMPLES" \
+  --cache "$RUN/cache" --e1 "$RUN/validate/e1.json" --max-samples "$SCORE_SAMPLES" \
   --attempts-max-new-tokens "$EVAL_TOKENS" --n-boot 1000 --grid "$(cat "$ROOT/experiments/grid.json")" \
   --out "$RUN/sweep-joint"
-"$PY" "$ROOT/experiments/chainsum/tables.py" "$RUN/sweep" > "$RUN/tables.md"
+"$PY" "$ROOT/experiments/chainsum/tables.py" "$RUN/sweep-joint" > "$RUN/tables.md"
