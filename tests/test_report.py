@@ -11,7 +11,7 @@ import pytest
 from dmc.report import load_run, write_report
 from dmc.report.plots import accuracy_curves, metric_scatter, selection_timeline
 from dmc.validation import files
-from dmc.validation.io import atomic_write_json
+from dmc.io import atomic_write_json
 from dmc.validation.summaries import e1_document, e1_tables, e2_document, e3_document, write_e1, write_json
 
 METRICS = {

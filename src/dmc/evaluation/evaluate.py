@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from dmc.data.schema import EvalItem
+from dmc.io import atomic_write
 
 
 @dataclass
@@ -109,19 +108,6 @@ def _score(status: str) -> float:
     return {"correct": 1.0, "wrong": 0.0}.get(status, math.nan)
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
     """Write per_question.parquet, per_question.jsonl and summary.json (each atomically)."""
     out = Path(out_dir)
@@ -136,9 +122,9 @@ def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
             json.dump(_plain(result.summary()), f, indent=2, ensure_ascii=False)
             f.write("\n")
 
-    _atomic(out / "per_question.parquet", lambda tmp: df.to_parquet(tmp, index=False))
-    _atomic(out / "per_question.jsonl", write_jsonl)
-    _atomic(out / "summary.json", write_summary)
+    atomic_write(out / "per_question.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(out / "per_question.jsonl", write_jsonl)
+    atomic_write(out / "summary.json", write_summary)
     return out
 
 

@@ -7,12 +7,12 @@ Everything is a function of (family, n, n_eval, seed): the same arguments give i
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from dmc.io import atomic_write_text
 
 from dmc.lab.pool import EVAL_DISTRIBUTION, DatasetSpec, standard_pool
 from dmc.lab.tasks import TASK_FAMILIES, Problem, get_family
@@ -107,21 +107,8 @@ def eval_rows(family: str, n_eval: int, seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    _write_atomic(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def build_family(out: Path, family: str, n: int = 256, n_eval: int = 128, seed: int = 0,
@@ -170,5 +157,5 @@ def build_lab(out: str | Path, family: str | None = None, n: int = 256, n_eval: 
             for f, lp in result.items()
         },
     }
-    _write_atomic(out / "lab.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out / "lab.json", json.dumps(manifest, indent=2) + "\n")
     return result

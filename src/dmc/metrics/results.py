@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dmc import __version__
+from dmc.io import atomic_write, jsonable
 from dmc.metrics.base import METRICS, get_metrics
 from dmc.metrics.context import Grader, ScoringContext
 from dmc.metrics.settings import MetricSettings
@@ -32,19 +30,6 @@ SAMPLES_FILE = "samples.parquet"
 DATASETS_JSON = "datasets.json"
 DATASETS_CSV = "datasets.csv"
 _BASE_SAMPLE_COLS = ["dataset", "sample_id", "sample_hash", "question_hash", "gold", "n_tokens", "truncated"]
-
-
-def jsonable(x: Any) -> Any:
-    """``x`` with NaN/inf floats as None and numpy scalars as Python ones (strict JSON)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _is_missing(x: Any) -> bool:
@@ -120,18 +105,6 @@ class ScoreReport:
         spath = out / SAMPLES_FILE
         samples = pq.read_table(spath).to_pandas() if spath.exists() else pd.DataFrame()
         return cls(datasets=ds, samples=samples, meta=doc["meta"])
-
-
-def atomic_write(path: Path, write) -> None:
-    """Calls ``write(tmp)`` on a temp file in ``path``'s directory, then renames it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def score_tables(

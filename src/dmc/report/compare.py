@@ -11,7 +11,7 @@ from pathlib import Path
 from dmc.report.load import RunResults, load_run
 from dmc.report.tables import Table, pct
 from dmc.validation.correlation import fmt_rho
-from dmc.validation.io import atomic_write_text
+from dmc.io import atomic_write_text
 
 
 def run_label(run: RunResults) -> str:

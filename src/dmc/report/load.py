@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dmc.validation import files
-from dmc.validation.io import read_json
+from dmc.io import read_json
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dmc.report import plots
 from dmc.report.load import RunResults, load_run
 from dmc.report.tables import (Table, correlation_table, dataset_table, datasets_frame, e2_table, e3_table,
                                failures_table)
-from dmc.validation.io import atomic_write_bytes, atomic_write_text
+from dmc.io import atomic_write_bytes, atomic_write_text
 
 HTML_FILE = "report.html"
 MD_FILE = "report.md"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dmc.data.loading import write_jsonl
-from dmc.metrics.results import atomic_write, jsonable
+from dmc.io import atomic_write, jsonable
 from dmc.selection.select import Selection
 
 

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dmc.data.schema import content_hash
+from dmc.io import atomic_write, atomic_write_bytes
 from dmc.stats.tables import CACHE_KEYS, CACHE_SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -35,44 +36,9 @@ def _safe_name(s: str) -> str:
     return s if _SAFE.match(s) and s not in {".", ".."} else "h-" + content_hash(s)
 
 
-def _tmp_path(path: Path) -> Path:
-    # Hidden, unique, in the same directory (so os.replace is atomic); created with the umask's
-    # ordinary permissions, unlike mkstemp's 0600.
-    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same directory and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_parquet(table: pa.Table, path: str | Path) -> None:
-    """Write a Parquet file atomically (temporary file in the same directory, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        pq.write_table(table, tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write a Parquet file atomically (dmc.io.atomic_write: temporary file beside it, then os.replace)."""
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 @dataclass

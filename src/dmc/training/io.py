@@ -1,53 +1,15 @@
-"""Run-directory files: atomic JSON writes and an append-only JSONL log."""
+"""Run-directory files: an append-only JSONL log (atomic writes come from dmc.io)."""
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from dmc.io import atomic_write_json, atomic_write_text, jsonable
 
-def _jsonable(x: Any) -> Any:
-    """NaN/inf become null (JSON has no NaN); numpy scalars and paths become plain values."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    if hasattr(x, "item") and callable(x.item):  # numpy / torch scalars
-        try:
-            return _jsonable(x.item())
-        except (TypeError, ValueError):
-            pass
-    return x
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temp file in the same directory, then os.replace it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+__all__ = ["RunLog", "atomic_write_json"]
 
 
 class RunLog:
@@ -59,7 +21,7 @@ class RunLog:
         self._lock = threading.Lock()
 
     def write(self, event: dict[str, Any]) -> None:
-        line = json.dumps(_jsonable(event), ensure_ascii=False, allow_nan=False)
+        line = json.dumps(jsonable(event), ensure_ascii=False, allow_nan=False)
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 

@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from dmc.data.schema import content_hash
-from dmc.validation.io import atomic_write_json, atomic_write_text
+from dmc.io import atomic_write_json, atomic_write_text
 from dmc.validation.progress import PilotBoard, PilotProgress
 
 PILOT_FORMAT = "dmc-pilot-v1"

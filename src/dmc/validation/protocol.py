@@ -30,7 +30,7 @@ from rich.console import Console
 from dmc import __version__
 from dmc.data.schema import CandidateDataset, EvalItem, Sample, content_hash
 from dmc.validation import files
-from dmc.validation.io import atomic_write_json, read_json
+from dmc.io import atomic_write_json, read_json
 from dmc.validation.pilots import Pilot, available_cores, default_workers, run_pilots
 from dmc.validation.runners import sft_pilot, strategy_pilot
 from dmc.validation.summaries import e1_document, e1_tables, e2_document, e3_document, write_e1, write_json

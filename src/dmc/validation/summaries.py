@@ -17,7 +17,7 @@ import pandas as pd
 
 from dmc.validation import files
 from dmc.validation.correlation import METHODS, correlation_table, headline
-from dmc.validation.io import atomic_write, atomic_write_json, jsonable
+from dmc.io import atomic_write, atomic_write_json, jsonable
 
 # Columns of the scores' datasets table carried into E1's tables beside the metrics.
 COMPONENTS = ("dmc_lo", "dmc_hi", "Q", "A", "C_D", "C_T", "R")

@@ -1,18 +1,23 @@
-"""Atomic file writes for validation outputs (temp file in the same directory, then os.replace)."""
+"""Atomic file writes and strict JSON, shared by every stage.
+
+A write goes to a hidden temporary file in the target's directory (so the final os.replace is
+atomic), created with the umask's ordinary permissions (unlike mkstemp's 0600), and is removed if
+the write fails: a killed or failed run never leaves a half-written output.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 def jsonable(x: Any) -> Any:
-    """`x` as strict JSON values: NaN/inf -> None, numpy/torch scalars -> Python, paths -> str."""
+    """`x` as strict JSON values: NaN/inf -> None, numpy/torch scalars and arrays -> Python, paths -> str."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
@@ -23,34 +28,34 @@ def jsonable(x: Any) -> Any:
         return str(x)
     if hasattr(x, "tolist") and callable(x.tolist):  # numpy scalars and arrays
         return jsonable(x.tolist())
-    if hasattr(x, "item") and callable(x.item):
+    if hasattr(x, "item") and callable(x.item):  # torch scalars
         return jsonable(x.item())
     return x
 
 
+def tmp_path(path: Path) -> Path:
+    """A hidden, unique temporary path beside `path`."""
+    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call `write(tmp_path)` on a temp file beside `path`, then move it onto `path`."""
+    """Call `write(tmp)` on a temporary path beside `path`, fsync it, then move it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = tmp_path(path)
     try:
-        write(tmp)
+        write(str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    def w(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return atomic_write(path, w)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
