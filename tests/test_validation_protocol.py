@@ -126,6 +126,10 @@ def test_rerun_is_served_from_the_cache(run, monkeypatch):
     assert [p["accuracy"] for p in again.e1["pilots"]] == [p["accuracy"] for p in res.e1["pilots"]]
     assert {k: v["final_accuracy"] for k, v in again.e3["strategies"].items()} == \
         {k: v["final_accuracy"] for k, v in res.e3["strategies"].items()}
+    # the logging interval does not change a result, so it does not rerun finished pilots either
+    quieter = ValidateConfig(**{**cfg.to_dict(), "train": {**cfg.train, "logging_steps": 1}})
+    again = validate(student, pool, evals, out / "run", quieter, progress=False)
+    assert {p["status"] for p in again.e1["pilots"]} == {"cached"}
     manifest = json.loads((out / "run" / files.MANIFEST).read_text())
     assert manifest["student"]["fingerprint"] == student.fingerprint
     assert manifest["pool"]["sizes"] == {"step": 6, "terse": 6, "wrong": 6}

@@ -314,7 +314,7 @@ def validate(
         data_hashes[name] = h
         data_paths[name] = str(_write_samples(out / files.DATA_DIR / f"{_safe(name)}-{h}.jsonl", samples).resolve())
 
-    base_identity = {"student": fp, "eval": eval_hash, "train": train, "verifier": cfg.verifier}
+    base_identity = {"student": fp, "eval": eval_hash, "train": _result_fields(train), "verifier": cfg.verifier}
     base_payload = {"student": spec, "eval": str(eval_path.resolve()), "train": train, "device": cfg.device,
                     "verifier": cfg.verifier}
 
@@ -439,6 +439,15 @@ def _e3_eval_every(cfg: ValidateConfig, steps: int) -> int:
     return int(cfg.e3_eval_every or max(1, steps // 4))
 
 
+# Training fields that do not change a pilot's result: left out of its cache key, so changing
+# them does not rerun finished pilots.
+_NOT_IN_KEY = ("logging_steps",)
+
+
+def _result_fields(train: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in train.items() if k not in _NOT_IN_KEY}
+
+
 def _curriculum_settings(cfg: ValidateConfig, stats_cache: str) -> dict[str, Any]:
     """dmc.training.CurriculumSettings fields for E3: the static strategies score the same samples
     with the same settings as the initial scores, so they read them from the statistics cache."""
@@ -464,7 +473,7 @@ def _e3_pilots(cfg: ValidateConfig, base_identity: dict[str, Any], base_payload:
         revision = {"revision": STRATEGY_REVISIONS[strategy]} if strategy in STRATEGY_REVISIONS else {}
         out[strategy] = [
             Pilot(f"E3 {strategy} s{s}",
-                  {"kind": "strategy", **base_identity, "train": train, "strategy": strategy, "pool": data_hashes,
+                  {"kind": "strategy", **base_identity, "train": _result_fields(train), "strategy": strategy, "pool": data_hashes,
                    "seed": s, "curriculum": cur_identity, **revision},
                   {**base_payload, "train": train, "strategy": strategy, "pool": data_paths, "seed": s,
                    "curriculum": curriculum},
