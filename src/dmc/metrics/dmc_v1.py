@@ -73,6 +73,17 @@ def bootstrap_dmc(wA: np.ndarray, c: np.ndarray, question: np.ndarray, c_target:
     return difficulty_match(c_d, c_target, sigma) * mean_wa
 
 
+def sample_reasons(qual: pd.DataFrame, al: pd.DataFrame, cap: pd.DataFrame, c_t_reason: str | None,
+                   m: pd.Series) -> pd.Series:
+    """Why each sample's DMC is NaN: its first missing ingredient (quality, alignment, capability,
+    then the target's capability); None where the score is known."""
+    r = qual["q_reason"].where(qual["q_reason"].notna(), al["A_reason"])
+    r = r.where(r.notna(), cap["c_reason"])
+    if c_t_reason:
+        r = r.where(r.notna(), f"C_T: {c_t_reason}")
+    return r.where(m.isna(), None)
+
+
 @register
 class DMCv1(Metric):
     name = "dmc"
@@ -95,12 +106,7 @@ class DMCv1(Metric):
         c_t, c_t_reason = ctx.target_capability
         R_i = pd.Series(difficulty_match(cap["c"].to_numpy(), c_t, st.sigma), index=ctx.index)
         m = wA * R_i
-        # a sample's reason is the first missing ingredient
-        m_reason = qual["q_reason"].where(qual["q_reason"].notna(), al["A_reason"])
-        m_reason = m_reason.where(m_reason.notna(), cap["c_reason"])
-        if c_t_reason:
-            m_reason = m_reason.where(m_reason.notna(), f"C_T: {c_t_reason}")
-        m_reason = m_reason.where(m.isna(), None)
+        m_reason = sample_reasons(qual, al, cap, c_t_reason, m)
 
         alpha = (1.0 - st.ci) / 2.0
         rows, reasons = {}, {}

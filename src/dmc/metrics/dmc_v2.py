@@ -23,7 +23,7 @@ import pandas as pd
 
 from dmc.metrics.base import Metric, MetricResult, register
 from dmc.metrics.context import ScoringContext
-from dmc.metrics.dmc_v1 import _rng, bootstrap_replicates
+from dmc.metrics.dmc_v1 import _rng, bootstrap_replicates, sample_reasons
 
 
 def shrunk_rate(c: np.ndarray | float, n: np.ndarray | float, prior: float) -> np.ndarray:
@@ -86,11 +86,7 @@ class DMCv2(Metric):
         R_i = pd.Series(difficulty_match_logit(cap["c"].to_numpy(), n_i.to_numpy(), c_t, n_t, st.sigma_logit,
                                                st.prior, st.match_side), index=ctx.index)
         m = wA * R_i
-        m_reason = qual["q_reason"].where(qual["q_reason"].notna(), al["A_reason"])
-        m_reason = m_reason.where(m_reason.notna(), cap["c_reason"])
-        if c_t_reason:
-            m_reason = m_reason.where(m_reason.notna(), f"C_T: {c_t_reason}")
-        m_reason = m_reason.where(m.isna(), None)
+        m_reason = sample_reasons(qual, al, cap, c_t_reason, m)
 
         alpha = (1.0 - st.ci) / 2.0
         rows, reasons = {}, {}

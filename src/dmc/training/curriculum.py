@@ -359,10 +359,11 @@ class DMCCurriculumCallback(MixtureCurriculum):
         }
         if given:
             event["source"] = "initial_scores"  # no probe was re-scored for this decision
-        for key in ("details", "timing") if not given else ():
-            extra = getattr(self.rescore_fn, f"last_{key}", None)
-            if extra:
-                event[key] = extra
+        else:
+            for key in ("details", "timing"):
+                extra = getattr(self.rescore_fn, f"last_{key}", None)
+                if extra:
+                    event[key] = extra
         self._emit(event)
 
     def _decide_initial(self, **kwargs) -> None:
