@@ -99,6 +99,24 @@ def test_training_is_seeded(tmp_path, tiny_student_factory):
     assert losses(0, "a") != losses(1, "c")
 
 
+def test_lora_run_is_a_function_of_its_seed_not_of_the_process_rng(tmp_path, tiny_student_factory):
+    # The adapters are initialised from the global RNG: a worker that ran other pilots before (or
+    # a fresh process, whose torch seed is random) must still give the same run for the same seed.
+    def run(name, seed, noise):
+        torch.manual_seed(noise)
+        torch.rand(1000)
+        st = tiny_student_factory("chatml")
+        torch.manual_seed(noise + 1)
+        cfg = TrainConfig(output_dir=str(tmp_path / name), steps=4, batch_size=2, seed=seed, bf16=False,
+                          lora_r=4, lora_alpha=8, save_model=False)
+        train(st, SEVENS, cfg)
+        return [json.loads(x)["loss"] for x in (tmp_path / name / "log.jsonl").read_text().splitlines() if '"loss"' in x]
+
+    a, b, c = run("a", 0, 1), run("b", 0, 2), run("c", 1, 1)
+    assert len(a) == 4 and a == b
+    assert a != c
+
+
 def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, tiny_student_factory):
     from transformers import AutoModelForCausalLM
 

@@ -144,3 +144,13 @@ def test_config_errors():
         ValidateConfig(train={"stepz": 3})
     with pytest.raises(ValueError, match="at least one seed"):
         ValidateConfig(seeds=())
+
+
+def test_lora_pilots_are_keyed_apart_from_unseeded_ones():
+    from dmc.validation.protocol import _result_fields
+
+    assert _result_fields({"steps": 4, "lora_r": 16, "logging_steps": 5}) == \
+        {"steps": 4, "lora_r": 16, "lora_init": "seeded"}
+    # full fine-tuning pilots were always seeded: their keys do not change
+    assert _result_fields({"steps": 4, "lora_r": None}) == {"steps": 4, "lora_r": None}
+    assert _result_fields({"steps": 4}) == {"steps": 4}

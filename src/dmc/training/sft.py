@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset, IterableDataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as hf_logging
@@ -94,6 +94,9 @@ def _no_progress_bars() -> Iterator[None]:
 def _wrap_lora(student, config: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
+    # The adapters' initial weights come from the global RNG, whose state at this point depends on
+    # the process (imports, earlier runs in a worker); seed it so a LoRA run is a function of its seed.
+    set_seed(config.seed)
     targets = config.lora_targets
     lcfg = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets)

@@ -445,7 +445,12 @@ _NOT_IN_KEY = ("logging_steps",)
 
 
 def _result_fields(train: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in train.items() if k not in _NOT_IN_KEY}
+    fields = {k: v for k, v in train.items() if k not in _NOT_IN_KEY}
+    if fields.get("lora_r") is not None:
+        # LoRA adapters were once initialised from the process's unseeded RNG (runs did not
+        # reproduce); pilots cached then are keyed apart from the seeded ones.
+        fields["lora_init"] = "seeded"
+    return fields
 
 
 def _curriculum_settings(cfg: ValidateConfig, stats_cache: str) -> dict[str, Any]:
