@@ -96,6 +96,8 @@ def test_report_files_and_content(tmp_path):
         assert (paths.markdown.parent / r).read_bytes()[:8] == PNG_MAGIC
     assert "oracle (best single dataset in E1): ds5 at 81.0%" in md
     assert "| dynamic-dmc | 75.0% |" in md
+    # the two seeds rank the datasets alike, so seed noise does not cap the correlations
+    assert "agree with Spearman +1.00 on average" in md and "about ρ 1.00 against the mean over 2 seeds" in md
 
 
 def test_report_without_e2_e3_and_with_failures(tmp_path):
@@ -185,8 +187,12 @@ def test_compare_runs_side_by_side(tmp_path):
     for d, st in ((a, "lab-small"), (b, "lab-base")):
         atomic_write_json(d / files.MANIFEST, {"student": {"name": st}, "eval": {"source": f"/lab/{d.name}fam/eval.jsonl"},
                                                "command": f"dmc validate --student {st}"})
+    old = json.loads((a / files.E1_JSON).read_text())  # a run written before e1.json held the seed agreement
+    del old["seed_agreement"]
+    atomic_write_json(a / files.E1_JSON, old)
     md = compare_markdown([a, b])
     assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed ρ |" in md
+    assert "| noise ceiling (seeds) |  | 1.00 | 1.00 |  |" in md  # both runs' seeds rank the datasets alike
     assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed τ |" in md  # Kendall
     assert "| metric | direction | lab-small / afam | lab-base / bfam | mean signed r |" in md  # Pearson
     dmc_row = next(ln for ln in md.splitlines() if ln.startswith("| dmc |"))

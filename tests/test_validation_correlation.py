@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dmc.validation.correlation import correlate, correlation_table, fmt_rho, headline
+from dmc.validation.correlation import correlate, correlation_table, fmt_rho, headline, seed_agreement
 
 
 def test_perfect_monotone_relation():
@@ -119,3 +119,36 @@ def test_fmt_rho():
     assert fmt_rho(0.5, 0.1, 0.9) == "+0.50 [+0.10, +0.90]"
     assert fmt_rho(float("nan"), 0, 0) == "n/a"
     assert fmt_rho(-0.25, float("nan"), float("nan")) == "-0.25"
+
+
+def _runs(table: dict[int, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": f"d{i}", "seed": s, "accuracy": a}
+                         for s, accs in table.items() for i, a in enumerate(accs)])
+
+
+def test_seed_agreement_is_spearman_brown_over_the_pairwise_rhos():
+    acc = {0: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 1: [0.2, 0.1, 0.3, 0.5, 0.4, 0.6], 2: [0.1, 0.3, 0.2, 0.4, 0.6, 0.5]}
+    out = seed_agreement(_runs(acc))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    rhos = [stats.spearmanr(acc[a], acc[b])[0] for a, b in pairs]
+    assert [p["seeds"] for p in out["pairs"]] == [list(p) for p in pairs]
+    assert [p["rho"] for p in out["pairs"]] == pytest.approx(rhos)
+    r = np.mean(rhos)
+    assert out["n_seeds"] == 3 and out["mean_rho"] == pytest.approx(r)
+    assert out["reliability"] == pytest.approx(3 * r / (1 + 2 * r))
+    assert out["ceiling"] == pytest.approx(math.sqrt(3 * r / (1 + 2 * r)))
+    assert 0 < out["mean_rho"] < out["reliability"] < out["ceiling"] < 1 and out["reason"] is None
+    # seeds that rank the datasets identically leave no noise: the ceiling is 1
+    same = seed_agreement(_runs({0: acc[0], 1: [a + 0.05 for a in acc[0]]}))
+    assert same["mean_rho"] == pytest.approx(1.0) and same["ceiling"] == pytest.approx(1.0)
+
+
+def test_seed_agreement_drops_failed_pilots_and_explains_nan():
+    acc = {0: [0.1, 0.2, 0.3, 0.4, 0.5], 1: [float("nan"), 0.2, 0.3, 0.4, 0.5]}
+    out = seed_agreement(_runs(acc))
+    assert out["pairs"][0]["n"] == 4 and out["mean_rho"] == pytest.approx(1.0)
+    one = seed_agreement(_runs({0: acc[0]}))
+    assert math.isnan(one["ceiling"]) and "need 2" in one["reason"]
+    reversed_ = seed_agreement(_runs({0: acc[0], 1: acc[0][::-1]}))
+    assert reversed_["mean_rho"] == pytest.approx(-1.0) and math.isnan(reversed_["ceiling"])
+    assert "do not agree" in reversed_["reason"]

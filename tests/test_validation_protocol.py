@@ -1,7 +1,6 @@
 """validate() end to end on a tiny in-process student: E1, E2 and E3 plumbing, caching and files."""
 
 import json
-import math
 
 import pandas as pd
 import pytest

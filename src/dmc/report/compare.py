@@ -48,6 +48,10 @@ def correlation_table(runs: Sequence[RunResults], labels: Sequence[str], method:
         cells = [fmt_rho(d[m].rho, d[m].lo, d[m].hi) if m in d else "—" for d in per_run]
         ms = mean_signed(m)
         rows.append([m, direction, *cells, "n/a" if ms == -math.inf else f"{ms:+.2f}"])
+    if method == "spearman":  # how far each run's seed noise caps any metric's rho
+        ceilings = [r.seed_agreement() or {} for r in runs]
+        rows.append(["noise ceiling (seeds)", "", *("n/a" if _nan(a.get("ceiling", math.nan)) else f"{a['ceiling']:.2f}"
+                                                   for a in ceilings), ""])
     name = {"spearman": "Spearman ρ", "kendall": "Kendall τ", "pearson": "Pearson r"}.get(method, method)
     symbol = name.split()[-1]
     return Table(["metric", "direction", *labels, f"mean signed {symbol}"], rows,

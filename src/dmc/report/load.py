@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dmc.validation import files
+from dmc.validation.correlation import seed_agreement
 from dmc.io import read_json
 
 
@@ -30,6 +31,14 @@ class RunResults:
     @property
     def experiments(self) -> list[str]:
         return [n for n in ("e1", "e2", "e3") if getattr(self, n) is not None]
+
+    def seed_agreement(self) -> dict[str, Any] | None:
+        """E1's seed agreement and noise ceiling (dmc.validation.seed_agreement); computed from the
+        pilots for runs written before e1.json recorded it; None without E1."""
+        if not self.e1:
+            return None
+        return self.e1.get("seed_agreement") or seed_agreement(pd.DataFrame(self.e1["pilots"],
+                                                                            columns=["dataset", "seed", "accuracy"]))
 
     def directions(self) -> dict[str, str]:
         """metric -> declared direction, from E1 or the scores' metadata."""

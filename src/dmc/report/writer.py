@@ -53,6 +53,17 @@ def _nan(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+def _seed_note(agreement: dict | None) -> str:
+    """One sentence on how far seed noise caps the correlations (empty for runs without it)."""
+    if not agreement or agreement.get("n_seeds", 0) < 2:
+        return ""
+    if _nan(agreement.get("ceiling")):
+        return f" Seed noise: {agreement.get('reason')}."
+    return (f" Seed noise: the seeds' dataset rankings agree with Spearman {agreement['mean_rho']:+.2f} on average, so "
+            f"even a metric that knew each dataset's noise-free accuracy would reach about ρ "
+            f"{agreement['ceiling']:.2f} against the mean over {agreement['n_seeds']} seeds (the noise ceiling).")
+
+
 def _e1_section(run: RunResults) -> Section | None:
     if run.e1 is None and run.scores is None:
         return None
@@ -63,7 +74,8 @@ def _e1_section(run: RunResults) -> Section | None:
         sec.intro = (f"One pilot distillation per candidate dataset with the same budget "
                      f"({_budget(e1.get('train'))}), {len(seeds)} seed(s) {seeds}; accuracy on the eval set after "
                      f"training, correlated with each metric computed on the initial student"
-                     + (f" (initial accuracy {100 * e1['initial_accuracy']:.1f}%)." if not _nan(e1.get("initial_accuracy")) else "."))
+                     + (f" (initial accuracy {100 * e1['initial_accuracy']:.1f}%)." if not _nan(e1.get("initial_accuracy")) else ".")
+                     + _seed_note(run.seed_agreement()))
     t = correlation_table(run)
     if t:
         sec.tables.append(t)

@@ -2,11 +2,12 @@
 accuracy, E2 static selection, E3 dynamic vs static curricula; pilots are cached and run in a
 process pool."""
 
-from dmc.validation.correlation import METHODS, Correlation, correlate, correlation_table, headline
+from dmc.validation.correlation import METHODS, Correlation, correlate, correlation_table, headline, seed_agreement
 from dmc.validation.pilots import Pilot, PilotCache, run_pilots
 from dmc.validation.protocol import DEFAULT_TRAIN, E3_STRATEGIES, EXPERIMENTS, ValidateConfig, ValidationResult, validate
 
 __all__ = [
     "DEFAULT_TRAIN", "E3_STRATEGIES", "EXPERIMENTS", "METHODS", "Correlation", "Pilot", "PilotCache",
-    "ValidateConfig", "ValidationResult", "correlate", "correlation_table", "headline", "run_pilots", "validate",
+    "ValidateConfig", "ValidationResult", "correlate", "correlation_table", "headline", "run_pilots", "seed_agreement",
+    "validate",
 ]

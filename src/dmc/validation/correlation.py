@@ -214,3 +214,42 @@ def fmt_rho(value: float, lo: float, hi: float) -> str:
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return f"{value:+.2f}"
     return f"{value:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def seed_agreement(runs: pd.DataFrame) -> dict:
+    """How far the pilots' seed noise caps any metric's Spearman rho with the seed-mean accuracy.
+
+    runs: one row per pilot with `dataset`, `seed` and `accuracy` (NaN for a failed pilot).
+    Returns mean_rho: the mean Spearman between every two seeds' accuracies over the datasets both
+    finished, in [-1, 1]; reliability: the Spearman-Brown reliability of the mean over the n seeds,
+    n r / (1 + (n - 1) r), in (0, 1]; ceiling: its square root, roughly the rho that a metric
+    ranking the datasets by their noise-free accuracy would reach against the seed mean (a metric's
+    rho well above it is luck). NaN with a reason when there are fewer than two seeds, fewer than
+    MIN_PAIRS shared datasets, or seeds that do not agree (mean_rho <= 0).
+    """
+    nan = float("nan")
+    out = {"n_seeds": 0, "pairs": [], "mean_rho": nan, "reliability": nan, "ceiling": nan, "reason": None}
+    acc = runs.pivot_table(index="dataset", columns="seed", values="accuracy", aggfunc="mean")
+    acc = acc.loc[:, acc.notna().sum() >= MIN_PAIRS]
+    seeds = list(acc.columns)
+    out["n_seeds"] = len(seeds)
+    if len(seeds) < 2:
+        out["reason"] = f"{len(seeds)} seed(s) with >= {MIN_PAIRS} finished pilots; need 2"
+        return out
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            c = correlate(acc[a].to_numpy(), acc[b].to_numpy(), "spearman", n_boot=0)
+            out["pairs"].append({"seeds": [int(a), int(b)], "rho": c.value, "n": c.n, "reason": c.reason})
+    rhos = [p["rho"] for p in out["pairs"] if not math.isnan(p["rho"])]
+    if not rhos:
+        out["reason"] = "no two seeds share enough varying accuracies"
+        return out
+    r = float(np.mean(rhos))
+    out["mean_rho"] = r
+    if r <= 0:
+        out["reason"] = f"the seeds do not agree on the datasets' order (mean rho {r:+.2f})"
+        return out
+    n = len(seeds)
+    out["reliability"] = n * r / (1.0 + (n - 1) * r)
+    out["ceiling"] = math.sqrt(out["reliability"])
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dmc.validation import files
-from dmc.validation.correlation import METHODS, correlation_table, headline
+from dmc.validation.correlation import METHODS, correlation_table, headline, seed_agreement
 from dmc.io import atomic_write, atomic_write_json, jsonable
 
 # Columns of the scores' datasets table carried into E1's tables beside the metrics.
@@ -95,6 +95,7 @@ def e1_document(pilots_df: pd.DataFrame, datasets: pd.DataFrame, corr: pd.DataFr
         "headline": headline(corr)[["metric", "direction", "rho", "lo", "hi", "signed", "n", "reason"]]
         .to_dict(orient="records"),
         "per_seed": dict(per_seed),
+        "seed_agreement": seed_agreement(pilots_df),
     }
 
 
