@@ -3,8 +3,9 @@
 #   1. generate the 10 candidate datasets + eval set with the shared generator (never copied here);
 #   2. score every metric on the untouched student (`dmc score`), in the background;
 #   3. E1: one identical LoRA pilot per dataset (`dmc validate --experiments e1`); the metrics are
-#      not recomputed there (--metrics random,teacher_accuracy needs no forward pass), they come
-#      from step 2;
+#      not recomputed there (--metrics random,teacher_accuracy needs no forward pass); once step 2
+#      is done, the same E1 again with every metric (cached pilots and statistics: seconds) writes
+#      e1.json and report/ with DMC's correlations;
 #   4. correlate every metric, and every swept DMC setting/version, with the E1 accuracies
 #      offline from the cached tables (experiments/chainsum/sweep.py).
 # Usage: experiments/chainsum/run.sh [RUN_DIR]   (default RUN_DIR=runs/chainsum; a rerun resumes:
@@ -43,6 +44,13 @@ SCORE_PID=$!
   --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --metrics random,teacher_accuracy \
   --seeds "$SEEDS" --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress --no-report
 wait "$SCORE_PID"
+
+# 3b. the same E1 with every metric, and its report: pilots and statistics come from the caches
+"$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
+  --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128 \
+  --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --max-samples "$SCORE_SAMPLES" \
+  --attempts-max-new-tokens "$EVAL_TOKENS" --cache-dir "$RUN/cache" \
+  --seeds "$SEEDS" --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress
 
 # 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
 "$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
