@@ -39,18 +39,15 @@ head -n "$PILOT_EVAL" "$RUN/data/eval.jsonl" > "$RUN/data/eval-pilot.jsonl"
 SCORE_PID=$!
 
 # 3. E1: LoRA r16 (alpha 32, all linear layers), lr 1e-3, batch 8, STEPS steps, 128 rows per dataset
-"$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
-  --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128 \
-  --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --metrics random,teacher_accuracy \
-  --seeds "$SEEDS" --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress --no-report
+E1=("$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl"
+    --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128
+    --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --seeds "$SEEDS" --workers "$WORKERS"
+    --threads 1 --out "$RUN/validate" --no-progress)
+"${E1[@]}" --metrics random,teacher_accuracy --no-report
 wait "$SCORE_PID"
 
 # 3b. the same E1 with every metric, and its report: pilots and statistics come from the caches
-"$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
-  --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128 \
-  --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --max-samples "$SCORE_SAMPLES" \
-  --attempts-max-new-tokens "$EVAL_TOKENS" --cache-dir "$RUN/cache" \
-  --seeds "$SEEDS" --workers "$WORKERS" --threads 1 --out "$RUN/validate" --no-progress
+"${E1[@]}" --max-samples "$SCORE_SAMPLES" --attempts-max-new-tokens "$EVAL_TOKENS" --cache-dir "$RUN/cache"
 
 # 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
 "$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
