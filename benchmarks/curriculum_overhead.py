@@ -43,7 +43,8 @@ def main() -> None:
     from dmc.data import load_eval_set, load_pool
     from dmc.lab import build_lab
     from dmc.students import load_student
-    from dmc.training import CurriculumSettings, TrainConfig, distill
+    from dmc.curriculum import CurriculumSettings
+    from dmc.training import TrainConfig, distill
 
     torch.set_num_threads(args.threads)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dmc-overhead-"))

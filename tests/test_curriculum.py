@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import BatchSampler
 
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
-from dmc.training import (
+from dmc.curriculum import (
     ArgmaxPolicy,
     DMCCurriculumCallback,
     MixtureCurriculum,
@@ -20,12 +20,10 @@ from dmc.training import (
     PoolDataset,
     ProportionalPolicy,
     SoftmaxPolicy,
-    StopAtStep,
-    TrainConfig,
     make_policy,
-    train,
 )
-from dmc.training.curriculum import STATE_FILE
+from dmc.training import StopAtStep, TrainConfig, train
+from dmc.curriculum.callback import STATE_FILE
 
 
 def _dataset(name: str, n: int, style: str, offset: int = 0) -> CandidateDataset:
@@ -262,9 +260,9 @@ def test_sfttrainer_example_runs_the_curriculum(tmp_path, tiny_student_factory, 
 
 def test_dynamic_curriculum_with_real_dmc_rescoring(tmp_path, tiny_student_factory, pool):
     from dmc.metrics import MetricSettings
-    from dmc.scoring import score
+    from dmc.scoring import ScoringSettings, score
     from dmc.stats import AttemptSettings
-    from dmc.training.rescore import DMCRescorer
+    from dmc.curriculum.rescore import DMCRescorer
 
     st = tiny_student_factory("chatml")
     # a short warm-up so the student aligns with some traces (a random student scores all zeros)
@@ -278,8 +276,8 @@ def test_dynamic_curriculum_with_real_dmc_rescoring(tmp_path, tiny_student_facto
     cur = DMCCurriculumCallback(pool, rescore_every=2, probe_size=None, policy="softmax:0.05", seed=3,
                                 rescore_fn=rescorer, student=st)
     probes = [CandidateDataset(n, list(s)) for n, s in cur.probes.items()]
-    expected = score(probes, st, eval_set=target, metrics=["dmc"], settings=MetricSettings(n_boot=0),
-                     attempt_settings=attempts, use_cache=False)
+    expected = score(probes, st, eval_set=target, use_cache=False,
+                     settings=ScoringSettings(metrics=("dmc",), attempts=attempts, metric=MetricSettings(n_boot=0)))
     exp = dict(zip(expected.datasets["dataset"], expected.datasets["dmc"]))
     res = train(st, None, TrainConfig(output_dir=str(tmp_path / "dyn"), steps=4, batch_size=4, bf16=False,
                                       learning_rate=1e-3), callbacks=[cur])
@@ -299,7 +297,7 @@ def test_dynamic_curriculum_with_real_dmc_rescoring(tmp_path, tiny_student_facto
 
 
 def test_probes_and_attempted_questions_are_shared_across_datasets(tiny_student_factory):
-    from dmc.training.rescore import DMCRescorer
+    from dmc.curriculum.rescore import DMCRescorer
 
     # two teachers answering the same 20 questions, and one with other questions
     a, b, other = _dataset("a", 20, "step"), _dataset("b", 20, "terse"), _dataset("c", 20, "step", offset=100)
@@ -319,8 +317,8 @@ def test_probes_and_attempted_questions_are_shared_across_datasets(tiny_student_
     st = tiny_student_factory("chatml")
     samples = [s for v in cur.probes.values() for s in v]
     longest = max(len(st.encode(s.prompt, s.response).response_ids) for s in samples)
-    assert r._attempt_settings(st, samples).max_new_tokens == math.ceil(1.5 * longest) + 1
-    assert DMCRescorer(attempt_budget=7)._attempt_settings(st, samples).max_new_tokens == 7
+    assert r._settings_for(st, samples).attempts.max_new_tokens == math.ceil(1.5 * longest) + 1
+    assert DMCRescorer(attempt_budget=7)._settings_for(st, samples).attempts.max_new_tokens == 7
     with pytest.raises(ValueError, match="attempt_budget"):
         DMCRescorer(attempt_budget=0)
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from dmc.cli.app import app
 from dmc.lab import standard_pool
 from dmc.students import tiny_student
-from dmc.validation import demo as demo_mod
+from dmc import demo as demo_mod
 from dmc.validation import files
 
 TINY = demo_mod.DemoScale(n=4, n_eval=4, steps=1, batch_size=2, e3_steps=2, e3_eval_every=2, rescore_every=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import json
 import math
 
@@ -46,7 +47,7 @@ def scripted(monkeypatch):
                         for t in texts])
         return out
 
-    monkeypatch.setattr("dmc.students.generation.generate", fake_generate)
+    monkeypatch.setattr(sys.modules["dmc.evaluation.evaluate"], "generate", fake_generate)
     return calls
 
 
@@ -112,7 +113,7 @@ def test_ungradable_never_counts_as_wrong(scripted, monkeypatch):
     def grades(texts, golds, verifier="auto"):
         return [Grade.ungradable("timeout") if "7" in t else Grade.wrong("1") for t in texts]
 
-    monkeypatch.setattr("dmc.grading.grade_many", grades)
+    monkeypatch.setattr(sys.modules["dmc.evaluation.evaluate"], "grade_many", grades)
     res = evaluate(_FakeStudent(), [ITEMS[0]], k=4, temperature=1.0)
     assert (res.n_correct, res.n_wrong, res.n_ungradable) == (0, 0, 1)
     assert math.isnan(res.accuracy) and res.summary()["accuracy"] is None

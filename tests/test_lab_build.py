@@ -33,6 +33,7 @@ def test_layout_and_schema(lab):
     out, paths = lab
     manifest = json.loads((out / "lab.json").read_text())
     assert manifest["seed"] == 0 and set(manifest["families"]) == set(TASK_FAMILIES)
+    assert not (out / "chainsum").exists()  # the chain-sum testbed is built only when named
     for fam, lp in paths.items():
         assert lp.eval == out / fam / "eval.jsonl"
         assert set(lp.pool) == {s.name for s in standard_pool(fam)}

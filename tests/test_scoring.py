@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from dmc.data import save_dataset, write_jsonl
 from dmc.data.schema import CandidateDataset, Sample
-from dmc.scoring import score
+from dmc.scoring import ScoringSettings, score
 from dmc.stats import AttemptSettings
 
 N_Q = 12
@@ -93,7 +93,7 @@ ATT = AttemptSettings(max_new_tokens=40)
 
 
 def test_dmc_ordering_and_components(lab, tmp_path):
-    rep = score(lab["paths"], lab["student"], eval_set=lab["eval"], attempt_settings=ATT, out_dir=tmp_path,
+    rep = score(lab["paths"], lab["student"], eval_set=lab["eval"], settings=ScoringSettings(attempts=ATT), out_dir=tmp_path,
                 progress=False)
     d = rep.datasets.set_index("dataset")
     assert list(rep.datasets["dataset"]) == ["stepwise", "wrong", "hard"]
@@ -130,11 +130,11 @@ def test_rescore_reuses_cache_without_forward_passes(lab, tmp_path):
     calls = []
     hook = lab["student"].model.model.register_forward_pre_hook(lambda *a, **k: calls.append(1))
     try:
-        first = score(lab["paths"], lab["student"], eval_set=lab["eval"], attempt_settings=ATT,
+        first = score(lab["paths"], lab["student"], eval_set=lab["eval"], settings=ScoringSettings(attempts=ATT),
                       cache_dir=tmp_path / "cache", progress=False)
         n_first = len(calls)
         calls.clear()
-        second = score(lab["paths"], lab["student"], eval_set=lab["eval"], attempt_settings=ATT,
+        second = score(lab["paths"], lab["student"], eval_set=lab["eval"], settings=ScoringSettings(attempts=ATT),
                        cache_dir=tmp_path / "cache", progress=False)
     finally:
         hook.remove()
@@ -166,7 +166,7 @@ def test_cli_score_then_select(lab, tmp_path):
     runner = CliRunner()
     out = tmp_path / "score"
     args = ["score", *map(str, lab["paths"]), "--student", str(lab["student_dir"]), "--eval", str(lab["eval"]),
-            "--out", str(out), "--max-new-tokens", "40", "--n-boot", "200", "--no-progress"]
+            "--out", str(out), "--attempt-max-new-tokens", "40", "--n-boot", "200", "--no-progress"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     rows = [ln for ln in res.output.splitlines() if ln.startswith("│")]
@@ -178,7 +178,7 @@ def test_cli_score_then_select(lab, tmp_path):
     assert again.exit_code == 0 and f"token statistics: 0 samples computed, {3 * N_Q} reused" in again.output
     assert "student attempts: 0 questions computed" in again.output
     # the settings flags reach the metrics: a 1-token budget leaves no trace that fits
-    tight = runner.invoke(app, [*args[:args.index("--out")], "--out", str(tmp_path / "tight"), "--max-new-tokens",
+    tight = runner.invoke(app, [*args[:args.index("--out")], "--out", str(tmp_path / "tight"), "--attempt-max-new-tokens",
                                 "40", "--n-boot", "0", "--no-progress", "--budget", "1", "--match-side", "both",
                                 "--sigma-logit", "1.5", "--cache", str(out / "cache")])
     assert tight.exit_code == 0, tight.output
@@ -197,22 +197,10 @@ def test_cli_score_then_select(lab, tmp_path):
     assert man["versions"]["student_fingerprint"] == json.loads((out / "datasets.json").read_text())["meta"][
         "student"]["fingerprint"]
 
-    res = runner.invoke(app, ["select", "--scores", str(out), "--policy", "samples:top-fraction", "--fraction",
-                              "0.25", "--out", str(tmp_path / "top.jsonl")])
+    res = runner.invoke(app, ["select", "--scores", str(out), "--policy", "samples:top-fraction:0.25", "--out", str(tmp_path / "top.jsonl")])
     assert res.exit_code == 0, res.output
     top = [json.loads(x) for x in (tmp_path / "top.jsonl").read_text().splitlines()]
     assert len(top) == math.ceil(0.25 * 3 * N_Q) and {x["source"] for x in top} == {"stepwise"}
 
     bad = runner.invoke(app, ["select", "--scores", str(out), "--policy", "topk:x"])
     assert bad.exit_code == 2 and "K must be a positive integer" in bad.output
-
-
-def test_cli_score_defaults_are_the_metric_defaults():
-    import inspect
-
-    from dmc.cli.score import score_cmd
-    from dmc.metrics import MetricSettings
-
-    params = inspect.signature(score_cmd).parameters
-    for name in ("epsilon", "sigma", "sigma_logit", "prior", "match_side", "top_k", "content", "budget", "n_boot"):
-        assert params[name].default.default == getattr(MetricSettings(), name), name

@@ -74,21 +74,21 @@ def test_topk_equal_shares_with_overflow():
         select(sc, pool, policy="topk:0")
 
 
-def test_mix_proportional_and_water_fill():
+def test_proportional_and_water_fill():
     pool = _pool()
-    assert _counts(select(_scores(pool), pool, policy="mix:proportional", budget=10)) == {"A": 5, "B": 3, "C": 2}
+    assert _counts(select(_scores(pool), pool, policy="proportional", budget=10)) == {"A": 5, "B": 3, "C": 2}
     # C's share (6) exceeds its 4 samples; the other 2 split between A and B by weight (equal)
-    sel = select(_scores(pool, dmc={"A": 0.2, "B": 0.2, "C": 0.6}), pool, policy="mix:proportional", budget=10)
+    sel = select(_scores(pool, dmc={"A": 0.2, "B": 0.2, "C": 0.6}), pool, policy="proportional", budget=10)
     assert _counts(sel) == {"C": 4, "A": 3, "B": 3}
     assert sel.manifest["weights"] == pytest.approx({"C": 0.6, "A": 0.2, "B": 0.2})
     with pytest.raises(ValueError, match="needs a budget"):
-        select(_scores(pool), pool, policy="mix:proportional")
+        select(_scores(pool), pool, policy="proportional")
 
 
-def test_mix_softmax_weights_and_temperature():
+def test_softmax_weights_and_temperature():
     pool = _pool()
     sc = _scores(pool)
-    sel = select(sc, pool, policy="mix:softmax", budget=10, tau=0.1)
+    sel = select(sc, pool, policy="softmax:0.1", budget=10)
     z = np.exp(np.array([0.5, 0.3, 0.2]) / 0.1)
     w = z / z.sum()
     assert list(sel.manifest["weights"].values()) == pytest.approx(w.tolist())
@@ -96,7 +96,7 @@ def test_mix_softmax_weights_and_temperature():
     # shares 8.44, 1.14, 0.42: floors 8, 1, 0; the one left goes to the largest remainder (A)
     assert 10 * w == pytest.approx([8.438, 1.142, 0.420], abs=1e-3)
     assert _counts(sel) == {"A": 9, "B": 1}
-    cold = select(sc, pool, policy="mix:softmax", budget=10, tau=0.001)
+    cold = select(sc, pool, policy="softmax:0.001", budget=10)
     assert _counts(cold) == {"A": 10}
 
 
@@ -123,10 +123,10 @@ def test_top_fraction_across_and_within():
     pool = _pool()
     # m = 0.1 * index in every dataset: A holds the highest scores
     sc = _scores(pool)
-    across = select(sc, pool, policy="samples:top-fraction", fraction=0.25)
+    across = select(sc, pool, policy="samples:top-fraction:0.25")
     assert len(across) == 5  # ceil(0.25 * 20)
     assert [s.id for s in across.samples] == ["A9", "A8", "A7", "A6", "A5"]
-    within = select(sc, pool, policy="samples:top-fraction", fraction=0.5, within=True)
+    within = select(sc, pool, policy="samples:top-fraction:0.5", within=True)
     assert _counts(within) == {"A": 5, "B": 3, "C": 2}
     assert {s.id for s in within.samples if s.dataset == "C"} == {"C3", "C2"}
     # a budget with within=True takes the same share of each dataset
@@ -145,7 +145,7 @@ def test_top_fraction_skips_nan_samples_and_ties_are_seeded():
     c = select((ds, smp), pool, policy="samples:top-fraction", budget=5, seed=2)
     assert [s.id for s in a.samples] == [s.id for s in b.samples] != [s.id for s in c.samples]
     assert a.manifest["excluded_samples"] == {"no gold": 1}
-    assert "A0" not in {s.id for s in select((ds, smp), pool, policy="samples:top-fraction", fraction=1.0).samples}
+    assert "A0" not in {s.id for s in select((ds, smp), pool, policy="samples:top-fraction:1.0").samples}
 
 
 def test_stale_scores_rejected():
@@ -168,7 +168,7 @@ def test_allocation_helpers():
 
 def test_write_selection_jsonl_and_manifest(tmp_path):
     pool = _pool()
-    sel = select(_scores(pool), pool, policy="mix:proportional", budget=10)
+    sel = select(_scores(pool), pool, policy="proportional", budget=10)
     out, man = write_selection(sel, tmp_path / "train.jsonl")
     assert man.name == "train.manifest.json"
     rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -178,7 +178,7 @@ def test_write_selection_jsonl_and_manifest(tmp_path):
     assert last.endswith("The answer is " + last.split()[-1])
     assert {r["source"] for r in rows} == {"A", "B", "C"}
     doc = json.loads(man.read_text())
-    assert doc["policy"] == "mix:proportional" and doc["n_selected"] == 10
+    assert doc["policy"] == "proportional" and doc["n_selected"] == 10
     assert doc["counts"]["A"]["samples"] == 5 and doc["output"] == str(out)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
@@ -190,7 +190,7 @@ def test_trl_sft_trainer_reads_the_jsonl(tmp_path):
     from dmc.students.tiny import tiny_student
 
     pool = _pool()
-    out, _ = write_selection(select(_scores(pool), pool, policy="mix:proportional", budget=8), tmp_path / "t.jsonl")
+    out, _ = write_selection(select(_scores(pool), pool, policy="proportional", budget=8), tmp_path / "t.jsonl")
     ds = load_dataset("json", data_files=str(out), split="train")
     st = tiny_student("chatml", hidden=32, layers=2)
     args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=1, per_device_train_batch_size=4, report_to=[],

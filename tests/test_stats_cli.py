@@ -47,7 +47,7 @@ def run(args):
 def test_stats_writes_both_tables_and_summaries(workspace):
     out = workspace / "out"
     args = [workspace / "data", "--student", workspace / "student", "--out", out, "--eval", workspace / "eval.jsonl",
-            "--max-samples", 5, "--seed", 1, "--k", 2, "--temperature", 0.8, "--max-new-tokens", 6, "--ifd",
+            "--max-samples", 5, "--seed", 1, "--attempt-k", 2, "--attempt-temperature", 0.8, "--attempt-max-new-tokens", 6, "--ifd",
             "--no-progress"]
     res = run(args)
     assert res.exit_code == 0, res.output
@@ -81,7 +81,7 @@ def test_no_attempts_and_errors(workspace, tmp_path):
     out = tmp_path / "o"
     common = [workspace / "data" / "terse.jsonl", "--student", workspace / "student", "--out", out,
               "--no-progress", "--cache", tmp_path / "c", "--max-samples", 2]
-    assert run([*common, "--max-new-tokens", 4]).exit_code == 0
+    assert run([*common, "--attempt-max-new-tokens", 4]).exit_code == 0
     assert (out / "attempts.parquet").exists()
     res = run([*common, "--no-attempts"])
     assert res.exit_code == 0, res.output

@@ -155,7 +155,7 @@ def test_bf16_auto_and_config_validation(tiny_student_factory):
         TrainConfig(lora_r=0)
     with pytest.raises(ValueError, match="bf16"):
         TrainConfig(bf16="yes")
-    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+    with pytest.raises(ValueError, match="unknown setting"):
         TrainConfig.from_dict({"stepz": 3})
     assert TrainConfig.from_dict(TrainConfig(steps=7).to_dict()).steps == 7
 

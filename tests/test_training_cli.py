@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dmc.cli import app
-from dmc.training import parse_strategy
-from dmc.training.strategies import best_dataset
+from dmc.curriculum import parse_strategy
+from dmc.curriculum.strategies import best_dataset
 
 
 def _write(path, rows):
@@ -36,7 +36,7 @@ def files(tmp_path, tiny_student_factory):
 
 def _common(files, out, steps=3):
     return ["--student", str(files["student"]), "--eval", str(files["eval"]), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "2", "--eval-max-new-tokens", "8", "--bf16", "off", "--cache-dir", str(files["root"] / "cache")]
+            "--batch-size", "2", "--eval-max-new-tokens", "8", "--bf16", "off", "--cache", str(files["root"] / "cache")]
 
 
 def _invoke(args):
@@ -64,7 +64,7 @@ def test_strategy_names():
 
 def test_dmc_train_command(files):
     out = files["root"] / "run"
-    args = ["train", str(files["step"])] + [a for a in _common(files, out) if a not in ("--cache-dir", str(files["root"] / "cache"))]
+    args = ["train", str(files["step"])] + [a for a in _common(files, out) if a not in ("--cache", str(files["root"] / "cache"))]
     r = _invoke(args)
     assert "final evaluation" in r.output and "step 3/3  loss" in r.output
     assert (out / "model" / "model.safetensors").is_file()

@@ -7,11 +7,12 @@ the write fails: a killed or failed run never leaves a half-written output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ def jsonable(x: Any) -> Any:
     if hasattr(x, "item") and callable(x.item):  # torch scalars
         return jsonable(x.item())
     return x
+
+
+def content_hash(obj: Any) -> str:
+    """Stable sha256 (hex, 16 chars) of a JSON-serializable object."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def tmp_path(path: Path) -> Path:
@@ -64,6 +71,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def json_line(row: Any) -> str:
+    """`row` as one line of strict JSON (no trailing newline): `jsonable` values, UTF-8 text kept
+    (ensure_ascii=False), never NaN/Infinity. Raises TypeError/ValueError for what JSON cannot hold."""
+    return json.dumps(jsonable(row), ensure_ascii=False, allow_nan=False)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write `rows` (dicts) as JSONL, one :func:`json_line` per row, atomically (see :func:`atomic_write`).
+
+    A row that cannot be serialized (or is not a dict) raises and leaves `path` as it was: no
+    partial file, an existing file intact. Returns `path`.
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for n, row in enumerate(rows, 1):
+                if not isinstance(row, dict):
+                    raise TypeError(f"{path}: row {n} is a {type(row).__name__}, not a dict")
+                f.write(json_line(row) + "\n")
+
+    return atomic_write(path, write)
 
 
 def read_json(path: str | Path) -> Any:

@@ -1,27 +1,87 @@
-"""Score candidate datasets against a student: the Python API behind `dmc score`.
+"""Score candidate datasets against a student: the one scoring path of the project.
 
     report = dmc.scoring.score(["data/r1.jsonl", "data/gpt4o.jsonl"], "lab-small",
                                eval_set="data/eval.jsonl", max_samples=300, out_dir="dmc-out/score")
     report.datasets   # one row per dataset, best DMC first: dmc, dmc_lo, dmc_hi, Q, A, C_D, C_T, R, rsr, ...
     report.samples    # one row per sample: m, q, c, A, w, R, rsr, ifd, ... and a *_reason where NaN
 
-Pipeline: load → (optional) seeded subsample per dataset → token statistics and student attempts
-through dmc.stats (cached on disk; a re-run reuses them) → metrics (pure functions of those
-tables) → a ScoreReport, written to ``out_dir`` when given.
+Pipeline: load → seeded subsample per dataset → token statistics and student attempts through
+dmc.stats (cached on disk; a re-run reuses them) → metrics (pure functions of those tables) → a
+ScoreReport. Every caller goes through :func:`compute_tables` and :func:`score_pool` under one
+:class:`ScoringSettings`: `dmc score`, `dmc stats`, the curriculum's re-scorer, `dmc validate`
+and the offline sweeps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from dmc.data import load_eval_set, load_pool
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.metrics import MetricSettings, ScoreReport, get_metrics, score_tables
 from dmc.metrics.context import Grader
+from dmc.settings import SEED, check, setting, to_dict
+from dmc.stats import AttemptSettings, StatsCache, TokenStatsSettings, compute_attempts, compute_token_stats, question_hash
+from dmc.stats.subsample import subsample as _subsample
+from dmc.students.loading import load_student
 
 DEFAULT_CACHE = ".dmc-cache"
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """Everything that decides a pool's score tables: which metrics, how many samples, and how the
+    token statistics, the student's attempts and the metrics are computed."""
+
+    metrics: tuple[str, ...] | None = setting(None, "Metrics to compute, comma-separated (default: every "
+                                              "registered metric; `dmc score --help` lists them).")
+    max_samples: int | None = setting(None, "Score at most N samples per dataset (seeded; the same questions "
+                                      "across datasets; default: all).", min=1)
+    seed: int = SEED.field()
+    tokens: TokenStatsSettings = setting(help="Token statistics.", default_factory=TokenStatsSettings)
+    attempts: AttemptSettings = setting(help="The student's attempts (capability).", default_factory=AttemptSettings)
+    metric: MetricSettings = setting(help="The metrics' definitions.", default_factory=MetricSettings)
+
+    def __post_init__(self) -> None:
+        check(self)
+        get_metrics(list(self.metrics) if self.metrics is not None else None)  # unknown names fail here
+
+    @property
+    def needs(self) -> set[str]:
+        """The tables the chosen metrics read: tokens, tokens_noq (IFD), attempts."""
+        chosen = get_metrics(list(self.metrics) if self.metrics is not None else None)
+        return set().union(*(m.needs for m in chosen)) if chosen else set()
+
+    @property
+    def token_settings(self) -> TokenStatsSettings:
+        """The token statistics to compute: ``tokens``, with the question-free pass whenever a chosen
+        metric (IFD) needs it."""
+        if "tokens_noq" in self.needs and not self.tokens.with_ifd:
+            return dataclasses.replace(self.tokens, with_ifd=True)
+        return self.tokens
+
+    def with_seed(self, seed: int) -> ScoringSettings:
+        """The same settings with every seed set to ``seed``."""
+        return dataclasses.replace(self, seed=seed, attempts=dataclasses.replace(self.attempts, seed=seed),
+                                   metric=dataclasses.replace(self.metric, seed=seed))
+
+
+@dataclass
+class Tables:
+    """The statistics behind a score: tokens and attempts tables (None when no chosen metric needs
+    them) and what the run computed or reused."""
+
+    tokens: pd.DataFrame | None
+    attempts: pd.DataFrame | None
+    run: dict[str, Any]
 
 
 def default_cache_dir() -> Path:
@@ -33,8 +93,6 @@ def default_cache_dir() -> Path:
 def subsample(ds: CandidateDataset, max_samples: int | None, seed: int) -> CandidateDataset:
     """At most ``max_samples`` of ``ds`` (dmc.stats.subsample: seeded, the same questions across
     datasets that share them, in file order)."""
-    from dmc.stats.subsample import subsample as _subsample
-
     if max_samples is None or len(ds) <= max_samples:
         return ds
     if max_samples < 1:
@@ -43,21 +101,18 @@ def subsample(ds: CandidateDataset, max_samples: int | None, seed: int) -> Candi
                             n_rejected=ds.n_rejected)
 
 
-def _named(ds: CandidateDataset) -> CandidateDataset:
+def named(ds: CandidateDataset) -> CandidateDataset:
     """Samples carry their dataset's name (statistics rows and selection outputs use it)."""
     if all(s.dataset == ds.name for s in ds):
         return ds
-    fixed = [s if s.dataset == ds.name else Sample(id=s.id, prompt=s.prompt, response=s.response, gold=s.gold,
-                                                   meta=s.meta, dataset=ds.name) for s in ds]
-    return CandidateDataset(ds.name, fixed, source=ds.source, n_rejected=ds.n_rejected)
+    return CandidateDataset(ds.name, [dataclasses.replace(s, dataset=ds.name) for s in ds], source=ds.source,
+                            n_rejected=ds.n_rejected)
 
 
-def _load_pool(datasets: Any) -> tuple[list[CandidateDataset], dict[str, str]]:
-    from dmc.data import load_pool
-
-    if isinstance(datasets, CandidateDataset):
-        datasets = [datasets]
-    if isinstance(datasets, (str, Path)):
+def load_inputs(datasets: Any) -> list[CandidateDataset]:
+    """Candidate datasets from paths (dmc.data.load_pool) or CandidateDataset objects, named and
+    with distinct names."""
+    if isinstance(datasets, (CandidateDataset, str, Path)):
         datasets = [datasets]
     items = list(datasets)
     if items and all(isinstance(d, CandidateDataset) for d in items):
@@ -66,19 +121,101 @@ def _load_pool(datasets: Any) -> tuple[list[CandidateDataset], dict[str, str]]:
         pool = load_pool(items)
     else:
         raise TypeError("datasets must be paths or CandidateDataset objects (not a mix)")
+    if not pool:
+        raise ValueError("the candidate pool is empty")
     names = [d.name for d in pool]
-    dup = {n for n in names if names.count(n) > 1}
+    dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"two candidate datasets share the name(s) {sorted(dup)}")
-    return [_named(d) for d in pool], {d.name: str(d.source) for d in pool}
+        raise ValueError(f"two candidate datasets share the name(s) {dup}")
+    return [named(d) for d in pool]
 
 
-def _load_student(student: Any, device: str, dtype: str) -> Any:
-    if isinstance(student, (str, Path)):
-        from dmc.students.loading import load_student
+def load_targets(eval_set: str | Path | Sequence[EvalItem] | None) -> tuple[list[EvalItem] | None, str | None]:
+    """(eval items, where they came from) for an eval file, EvalItems or None."""
+    if eval_set is None:
+        return None, None
+    if isinstance(eval_set, (str, Path)):
+        return load_eval_set(eval_set), str(eval_set)
+    return list(eval_set), "<in memory>"
 
-        return load_student(student, device=device, dtype=dtype)
-    return student
+
+def compute_tables(
+    student: Any,
+    samples: Sequence[Sample],
+    settings: ScoringSettings,
+    *,
+    questions: Sequence[Sample | EvalItem] | None = None,
+    needs: set[str] | None = None,
+    cache: StatsCache | None = None,
+    progress: bool = False,
+) -> Tables:
+    """Token statistics of ``samples`` and the student's attempts at ``questions`` (default: the
+    samples' own questions), each computed only when ``needs`` (default: the chosen metrics')
+    asks for it, through the statistics cache when one is given."""
+    needs = settings.needs if needs is None else needs
+    tokens = attempts = None
+    run: dict[str, Any] = {}
+    if needs & {"tokens", "tokens_noq"}:
+        t0 = time.perf_counter()
+        tokens = compute_token_stats(student, samples, settings.token_settings, cache=cache, progress=progress)
+        run["tokens"] = {**tokens.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3)}
+    if "attempts" in needs:
+        t0 = time.perf_counter()
+        qs = list(samples) if questions is None else list(questions)
+        attempts = compute_attempts(student, qs, settings.attempts, cache=cache, progress=progress)
+        run["attempts"] = {**attempts.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3),
+                           "generated_tokens": int(attempts["n_tokens"].sum()) if len(attempts) else 0}
+    return Tables(tokens, attempts, run)
+
+
+def cached_tables(fingerprint: str, samples: Sequence[Sample], settings: ScoringSettings,
+                  cache: StatsCache) -> Tables:
+    """The tables of ``samples`` as far as the cache holds them, without running the student
+    (offline sweeps): a sample or question missing from the cache is missing from the tables, and
+    the metrics give it NaN with a reason."""
+    hashes = {s.hash for s in samples}
+    tok = cache.load("tokens", fingerprint, settings.token_settings.settings_hash)[0].to_pandas()
+    att = cache.load("attempts", fingerprint, settings.attempts.settings_hash)[0].to_pandas()
+    tok = tok[tok["sample_hash"].isin(hashes)] if len(tok) else tok
+    return Tables(tok, att, {"tokens": {"cached": len(tok)}, "attempts": {"cached": len(att)}})
+
+
+def score_pool(
+    pool: Sequence[CandidateDataset],
+    student: Any,
+    settings: ScoringSettings,
+    *,
+    targets: Sequence[EvalItem] | None = None,
+    attempt_questions: Sequence[Sample | EvalItem] | None = None,
+    cache: StatsCache | None = None,
+    progress: bool = False,
+    grader: Grader | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ScoreReport:
+    """The metric tables of an already loaded pool, as given (no subsampling here).
+
+    targets: the target questions for C_T (None = the pool's own questions). attempt_questions:
+    the questions the student attempts (default: every pool question and every target).
+    """
+    samples = [s for d in pool for s in d]
+    if not samples:
+        raise ValueError("the candidate datasets hold no samples")
+    questions = attempt_questions if attempt_questions is not None else [*samples, *(targets or [])]
+    tables = compute_tables(student, samples, settings, questions=questions, cache=cache, progress=progress)
+    target_hashes = [question_hash(e) for e in targets] if targets is not None else None
+    full_meta = {
+        "student": {"name": getattr(student, "name", None), "fingerprint": student.fingerprint,
+                    "source": getattr(student, "source", None)},
+        "stats": {"tokens": to_dict(settings.token_settings) if tables.tokens is not None else None,
+                  "attempts": to_dict(settings.attempts) if tables.attempts is not None else None,
+                  "cache": None if cache is None else str(cache.root)},
+        "scoring": to_dict(settings),
+        "run": tables.run,
+        **(meta or {}),
+    }
+    names = list(settings.metrics) if settings.metrics is not None else None
+    return score_tables(pool, tables.tokens, tables.attempts, metrics=names, settings=settings.metric,
+                        target_questions=target_hashes, grader=grader, meta=full_meta)
 
 
 def score(
@@ -86,15 +223,13 @@ def score(
     student: Any,
     *,
     eval_set: str | Path | Sequence[EvalItem] | None = None,
+    settings: ScoringSettings | None = None,
     metrics: Sequence[str] | None = None,
     max_samples: int | None = None,
-    settings: MetricSettings | None = None,
-    token_settings: Any = None,
-    attempt_settings: Any = None,
+    seed: int | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     out_dir: str | Path | None = None,
-    seed: int = 0,
     device: str = "cpu",
     dtype: str = "auto",
     progress: bool = False,
@@ -104,82 +239,39 @@ def score(
 
     datasets: files/directories (dmc.data.load_pool) or CandidateDataset objects. student: a
     dmc.students.Student or a spec for load_student (HF dir, .gguf, built-in name). eval_set: the
-    target questions for C_T (file or EvalItems); None = the pool's own questions. metrics: names
-    from dmc.metrics.METRICS (default: all); only the statistics they need are computed (IFD adds
-    a question-free pass; capability needs the student's attempts). max_samples: per dataset, a
-    seeded subsample (DMC is a dataset score: a few hundred samples suffice; see its CI).
-    token_settings / attempt_settings: dmc.stats.TokenStatsSettings / AttemptSettings.
+    target questions for C_T (file or EvalItems); None = the pool's own questions.
+    settings: :class:`ScoringSettings` (default: the declared defaults); ``metrics``,
+    ``max_samples`` and ``seed`` are shortcuts that replace those fields of it (``seed`` every
+    seed). Only the statistics the chosen metrics need are computed (IFD adds a question-free
+    pass; capability needs the student's attempts).
     cache_dir: the statistics cache (default ``out_dir/cache`` when out_dir is given, else
     :func:`default_cache_dir`); use_cache=False disables it.
     out_dir: also write samples.parquet, datasets.json and datasets.csv there.
     """
-    from dmc.data import load_eval_set
-    from dmc.stats import (
-        AttemptSettings,
-        StatsCache,
-        TokenStatsSettings,
-        compute_attempts,
-        compute_token_stats,
-        question_hash,
-    )
-    from dmc.stats.settings import settings_dict
-
-    chosen = get_metrics(list(metrics) if metrics is not None else None)
-    needs = set().union(*(m.needs for m in chosen)) if chosen else set()
-    settings = settings or MetricSettings(seed=seed)
-    full_pool, sources = _load_pool(datasets)
-    pool = [subsample(d, max_samples, seed) for d in full_pool]
-    samples = [s for d in pool for s in d]
-    if not samples:
-        raise ValueError("the candidate datasets hold no samples")
-
-    evals: list[EvalItem] | None = None
-    eval_source = None
-    if eval_set is not None:
-        if isinstance(eval_set, (str, Path)):
-            eval_source = str(eval_set)
-            evals = load_eval_set(eval_set)
-        else:
-            evals = list(eval_set)
-            eval_source = "<in memory>"
-    targets = [question_hash(e) for e in evals] if evals is not None else None
-
-    stud = _load_student(student, device, dtype)
+    settings = settings or ScoringSettings()
+    if metrics is not None:
+        settings = dataclasses.replace(settings, metrics=tuple(metrics))
+    if max_samples is not None:
+        settings = dataclasses.replace(settings, max_samples=max_samples)
+    if seed is not None:
+        settings = settings.with_seed(seed)
+    full_pool = load_inputs(datasets)
+    pool = [subsample(d, settings.max_samples, settings.seed) for d in full_pool]
+    targets, eval_source = load_targets(eval_set)
+    stud = load_student(student, device=device, dtype=dtype) if isinstance(student, (str, Path)) else student
     if cache_dir is None:
         cache_dir = Path(out_dir) / "cache" if out_dir is not None else default_cache_dir()
     cache = StatsCache(Path(cache_dir)) if use_cache else None
-    if token_settings is None:
-        token_settings = TokenStatsSettings(with_ifd="tokens_noq" in needs)
-    elif "tokens_noq" in needs and not token_settings.with_ifd:
-        raise ValueError("metric 'ifd' needs TokenStatsSettings(with_ifd=True)")
-    attempt_settings = attempt_settings or AttemptSettings(verifier=settings.verifier)
-
-    tokens = attempts = None
-    run: dict[str, Any] = {}
-    if needs & {"tokens", "tokens_noq"}:
-        tokens = compute_token_stats(stud, samples, token_settings, cache=cache, progress=progress)
-        run["tokens"] = dict(tokens.attrs.get("run", {}))
-    if "attempts" in needs:
-        # one attempt set per distinct question: the pool's and the eval set's
-        questions: list[Sample | EvalItem] = list(samples) + list(evals or [])
-        attempts = compute_attempts(stud, questions, attempt_settings, cache=cache, progress=progress)
-        run["attempts"] = dict(attempts.attrs.get("run", {}))
-
     meta = {
-        "student": {"name": getattr(stud, "name", None), "fingerprint": stud.fingerprint,
-                    "source": getattr(stud, "source", None)},
-        "stats": {"tokens": settings_dict(token_settings) if tokens is not None else None,
-                  "attempts": settings_dict(attempt_settings) if attempts is not None else None,
-                  "cache": None if cache is None else str(cache.root)},
-        "run": run,
-        "datasets": {d.name: {"source": sources.get(d.name), "n_total": len(full), "n_scored": len(d)}
+        "datasets": {d.name: {"source": str(d.source), "n_total": len(full), "n_scored": len(d)}
                      for d, full in zip(pool, full_pool)},
-        "max_samples": max_samples,
-        "seed": seed,
-        "eval_set": None if evals is None else {"source": eval_source, "n_questions": len(set(targets or []))},
+        "max_samples": settings.max_samples,
+        "seed": settings.seed,
+        "eval_set": None if targets is None else {"source": eval_source,
+                                                  "n_questions": len({question_hash(e) for e in targets})},
     }
-    report = score_tables(pool, tokens, attempts, metrics=[m.name for m in chosen], settings=settings,
-                          target_questions=targets, grader=grader, meta=meta)
+    report = score_pool(pool, stud, settings, targets=targets, cache=cache, progress=progress, grader=grader,
+                        meta=meta)
     if out_dir is not None:
         report.write(out_dir)
     return report

@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from dmc.cli.app import app
+from dmc.demo import fmt_value, run_demo
+from dmc.lab import TASK_FAMILIES
+from dmc.validation.correlation import fmt_rho
 
 
 SHORT = {"dmc": "DMC", "rsr": "RSR", "ifd": "IFD", "mean_logprob": "logp", "length": "len",
@@ -37,9 +40,6 @@ def demo_cmd(
 ) -> None:
     """Build the lab, score its pool with a lab student, run E1 and E3 at a reduced scale, write the
     report and print the headline table. Rerunning reuses every finished step."""
-    from dmc.lab import TASK_FAMILIES
-    from dmc.validation.demo import fmt_value, run_demo
-
     if family not in TASK_FAMILIES:
         raise typer.BadParameter(f"unknown family {family!r}; known: {', '.join(TASK_FAMILIES)}", param_hint="--family")
     err = Console(stderr=True)
@@ -75,7 +75,6 @@ def demo_cmd(
     c = Table(title="Spearman ρ with post-training accuracy (best predictor first; signed: + = predicts well)")
     for col in ("metric", "direction", "ρ [95% CI]", "signed ρ"):
         c.add_column(col)
-    from dmc.validation.correlation import fmt_rho
 
     reasons = []
     for r in res.correlations.itertuples(index=False):

@@ -9,11 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dmc.cli.app import app
+from dmc.data import DataError, load_eval_set
+from dmc.evaluation import evaluate, summary_rows
+from dmc.students import load_student
 
 
 def load_student_or_exit(spec: str, *, device: str, dtype: str, console: Console):
-    from dmc.students import load_student
-
     try:
         return load_student(spec, device=device, dtype=dtype)
     except (FileNotFoundError, ValueError, KeyError) as e:
@@ -22,8 +23,6 @@ def load_student_or_exit(spec: str, *, device: str, dtype: str, console: Console
 
 
 def load_eval_or_exit(path: Path, console: Console, limit: int | None = None):
-    from dmc.data import DataError, load_eval_set
-
     try:
         items = load_eval_set(path)
     except (DataError, FileNotFoundError) as e:
@@ -33,8 +32,6 @@ def load_eval_or_exit(path: Path, console: Console, limit: int | None = None):
 
 
 def eval_table(result, title: str) -> Table:
-    from dmc.evaluation import summary_rows
-
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -61,8 +58,6 @@ def eval_cmd(
 ) -> None:
     """Greedy accuracy (pass@1) of STUDENT on an eval set; with --k > 1 also pass@k and maj@k.
     Ungradable answers are counted apart and left out of every rate."""
-    from dmc.evaluation import evaluate
-
     console = Console()
     items = load_eval_or_exit(eval_set, console, limit)
     stud = load_student_or_exit(student, device=device, dtype=dtype, console=console)

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from dmc.cli.app import app
+from dmc.report import write_report
+from dmc.report.compare import write_comparison
 
 
 @app.command("report")
@@ -20,9 +22,6 @@ def report_cmd(
     With several run directories: one report per run under OUT/<run name>/ and OUT/compare.md with
     every metric's Spearman ρ, E2 and E3 side by side.
     """
-    from dmc.report import write_report
-    from dmc.report.compare import write_comparison
-
     if len(run_dirs) > 1 and out is None:
         raise typer.BadParameter("--out is required when comparing several runs", param_hint="--out")
     names = [d.resolve().name for d in run_dirs]

@@ -9,6 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dmc.cli.app import app
+from dmc.data import DataError, load_pool
+from dmc.metrics import ScoreReport
+from dmc.selection import select, write_selection
 from dmc.cli.score import wide_console
 
 
@@ -16,22 +19,17 @@ from dmc.cli.score import wide_console
 def select_cmd(
     datasets: list[Path] = typer.Argument(None, help="Candidate datasets (default: the sources recorded by `dmc score`)."),
     scores: Path = typer.Option(..., "--scores", help="Output directory of `dmc score`."),
-    policy: str = typer.Option("top1", "--policy", help="top1, topk:K, mix:proportional, mix:softmax or samples:top-fraction."),
-    budget: float | None = typer.Option(None, "--budget", help="How much to select, in --unit (default: all of the chosen datasets / the --fraction)."),
+    policy: str = typer.Option("top1", "--policy", help="NAME[:ARG]: top1, topk:K, proportional, softmax[:TAU] (default TAU 0.05) "
+                               "or samples:top-fraction[:F] (F in (0, 1]: share of scored samples to keep)."),
+    budget: float | None = typer.Option(None, "--budget", help="How much to select, in --unit (default: all of the chosen datasets / the fraction F)."),
     unit: str = typer.Option("samples", "--unit", help="Budget unit: samples or tokens (response tokens of the student's tokenizer)."),
     metric: str = typer.Option("dmc", "--metric", help="Score to select by (any computed metric; per sample, DMC uses m_i)."),
-    tau: float = typer.Option(0.05, "--tau", help="Temperature of mix:softmax."),
-    fraction: float | None = typer.Option(None, "--fraction", help="samples:top-fraction: share of scored samples to keep, in (0, 1]."),
     within: bool = typer.Option(False, "--within/--across", help="samples:top-fraction: the top fraction of each dataset, or of all samples."),
     order: str = typer.Option("auto", "--order", help="auto (the metric's direction), desc or asc."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws within datasets and of ties."),
     out: Path | None = typer.Option(None, "--out", help="JSONL to write (default: SCORES/selected.jsonl); the manifest goes next to it."),
 ) -> None:
     """Select training data by DMC (or any metric) and write it as chat `messages` JSONL plus a manifest."""
-    from dmc.data import DataError, load_pool
-    from dmc.metrics import ScoreReport
-    from dmc.selection import select, write_selection
-
     console = wide_console()
     try:
         report = ScoreReport.read(scores)
@@ -45,8 +43,8 @@ def select_cmd(
                 raise ValueError("give the candidate datasets: the scores do not record usable sources"
                                  + (f" (missing: {', '.join(missing)})" if missing else ""))
         pool = load_pool(paths)
-        sel = select(report, pool, policy=policy, budget=budget, unit=unit, metric=metric, tau=tau,
-                     fraction=fraction, within=within, order=order, seed=seed)  # type: ignore[arg-type]
+        sel = select(report, pool, policy=policy, budget=budget, unit=unit, metric=metric,
+                     within=within, order=order, seed=seed)  # type: ignore[arg-type]
         jsonl, manifest = write_selection(sel, out if out is not None else scores / "selected.jsonl")
     except (DataError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e  # KeyError's str() adds quotes

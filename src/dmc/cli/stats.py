@@ -2,92 +2,85 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import typer
 from rich.console import Console
 from rich.markup import escape
 
 from dmc.cli.app import app
+from dmc.cli.options import CACHE, DEVICE, DTYPE, POOL, PROGRESS, STUDENT, command, fail
+from dmc.cli.score import USER_ERRORS, error_text, require
+from dmc.scoring import ScoringSettings, compute_tables, load_inputs, load_targets, subsample
+from dmc.settings import setting
+from dmc.stats import ATTEMPTS_SCHEMA, TOKENS_SCHEMA, StatsCache, question_hash
+from dmc.stats.cache import atomic_write_parquet
+from dmc.stats.summary import pass_rate, summarize
+from dmc.students import load_student
 
 
-@app.command("stats")
-def stats(
-    datasets: list[Path] = typer.Argument(..., help="Candidate dataset files or directories (each file is one dataset)."),
-    student: str = typer.Option(..., "--student", help="A built-in student name, a Hugging Face model directory or a .gguf file."),
-    out: Path = typer.Option(..., "--out", help="Output directory: tokens.parquet and attempts.parquet are written here."),
-    eval_set: Path | None = typer.Option(None, "--eval", help="Eval set (JSONL ...): its questions are attempted too."),
-    max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="Keep at most N samples per dataset (same questions across datasets)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the subsampling and of the student's sampled attempts."),
-    max_length: int = typer.Option(1024, "--max-length", min=2, help="Max tokens of prompt + response; longer responses are cut and flagged truncated."),
-    batch_tokens: int = typer.Option(8192, "--batch-tokens", min=1, help="Padded tokens per scoring batch."),
-    k: int = typer.Option(1, "--k", min=1, help="Attempts per question."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="Sampling temperature of attempts; 0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus mass of sampled attempts."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Generation budget per attempt."),
-    ifd: bool = typer.Option(False, "--ifd/--no-ifd", help="Also score each response without its question (for IFD)."),
-    attempts: bool = typer.Option(True, "--attempts/--no-attempts", help="Run the student's own attempts (for its pass rate)."),
-    cache: Path | None = typer.Option(None, "--cache", help="Cache directory (default: OUT/cache); finished work is reused."),
-    device: str = typer.Option("cpu", "--device", help="Torch device of the student."),
-    dtype: str = typer.Option("auto", "--dtype", help="Student dtype: auto, float32, bfloat16 or float16."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-) -> None:
-    """Score candidate datasets with a student: per-token log-prob/rank/entropy and graded attempts."""
-    from dmc.data import DataError, load_eval_set, load_pool
-    from dmc.stats import (ATTEMPTS_SCHEMA, TOKENS_SCHEMA, AttemptSettings, StatsCache, TokenStatsSettings,
-                           UnsupportedModelError, compute_attempts, compute_token_stats)
-    from dmc.stats.cache import atomic_write_parquet
-    from dmc.stats.subsample import subsample
-    from dmc.stats.summary import pass_rate, summarize
-    from dmc.students import load_student
+@dataclass(frozen=True)
+class StatsCommand:
+    """`dmc stats`: the statistics behind the scores, written as Parquet tables."""
 
-    console = Console()
+    datasets: tuple[str, ...] = POOL.field()
+    student: str | None = STUDENT.field()
+    out: str | None = setting(None, "Output directory: tokens.parquet and attempts.parquet. Required.",
+                              result=False)
+    eval: str | None = setting(None, "Eval set: its questions are attempted too.", result=False)
+    attempts: bool = setting(True, "Run the student's own attempts (for its pass rate).", result=False,
+                             flag="--attempts")
+    cache: str | None = CACHE.field()
+    device: str = DEVICE.field()
+    dtype: str = DTYPE.field()
+    progress: bool = PROGRESS.field()
+    scoring: ScoringSettings = setting(help="How the statistics are computed.", default_factory=ScoringSettings)
+
+
+def run_stats(c: StatsCommand) -> None:
+    require(c.datasets, "candidate datasets (DATASETS... or `datasets:` in --config)")
+    require(c.student, "--student")
+    require(c.out, "--out")
+    out = Path(c.out)
+    say = _say(Console(stderr=True))
     try:
-        tok_settings = TokenStatsSettings(max_length=max_length, batch_tokens=batch_tokens, with_ifd=ifd)
-        att_settings = AttemptSettings(k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-        pool = load_pool(datasets)
-        items = load_eval_set(eval_set) if eval_set else []
-        st = load_student(student, dtype=dtype, device=device)
-    except (DataError, FileNotFoundError, ValueError) as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(2) from None
-
-    samples = [s for ds in pool for s in subsample(ds.samples, max_samples, seed)]
-    store = StatsCache(cache if cache is not None else out / "cache")
-    say = _say(console)
+        pool = [subsample(d, c.scoring.max_samples, c.scoring.seed) for d in load_inputs(list(c.datasets))]
+        items, _ = load_targets(c.eval)
+        st = load_student(c.student, dtype=c.dtype, device=c.device)
+    except USER_ERRORS as e:
+        fail(error_text(e))
+    samples = [s for ds in pool for s in ds]
+    store = StatsCache(Path(c.cache) if c.cache is not None else out / "cache")
     say(f"student {st.name} ({st.fingerprint}); {len(samples)} samples from {len(pool)} datasets; cache {store.root}")
+    needs = {"tokens"} | ({"tokens_noq"} if c.scoring.tokens.with_ifd else set()) | ({"attempts"} if c.attempts else set())
+    scoring = dataclasses.replace(c.scoring, metrics=())  # the tables asked for, not the metrics' needs
     try:
-        tokens = compute_token_stats(st, samples, tok_settings, cache=store, progress=progress)
-        _report_run(say, "token statistics", tokens.attrs["run"], "samples")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(pa.Table.from_pandas(tokens, schema=TOKENS_SCHEMA, preserve_index=False),
-                             out / "tokens.parquet")
-        att = None
-        if attempts:
-            att = compute_attempts(st, [*samples, *items], att_settings, cache=store, progress=progress)
-            _report_run(say, "student attempts", att.attrs["run"], "questions")
-            atomic_write_parquet(pa.Table.from_pandas(att, schema=ATTEMPTS_SCHEMA, preserve_index=False),
-                                 out / "attempts.parquet")
-        elif (out / "attempts.parquet").exists():
-            # A previous run's table would no longer match these tokens.
-            (out / "attempts.parquet").unlink()
-            say(f"removed the previous run's {out / 'attempts.parquet'} (--no-attempts)")
-    except (ValueError, UnsupportedModelError, FloatingPointError) as e:
         # Finished batches are in the cache: a corrected re-run resumes from them.
-        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(2) from None
-
+        tables = compute_tables(st, samples, scoring, questions=[*samples, *(items or [])], needs=needs,
+                                cache=store, progress=c.progress)
+    except USER_ERRORS + (FloatingPointError,) as e:
+        fail(error_text(e))
+    tokens, att = tables.tokens, tables.attempts
+    _report_run(say, "token statistics", tables.run["tokens"], "samples")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(pa.Table.from_pandas(tokens, schema=TOKENS_SCHEMA, preserve_index=False), out / "tokens.parquet")
+    if att is not None:
+        _report_run(say, "student attempts", tables.run["attempts"], "questions")
+        atomic_write_parquet(pa.Table.from_pandas(att, schema=ATTEMPTS_SCHEMA, preserve_index=False),
+                             out / "attempts.parquet")
+    elif (out / "attempts.parquet").exists():
+        # A previous run's table would no longer match these tokens.
+        (out / "attempts.parquet").unlink()
+        say(f"removed the previous run's {out / 'attempts.parquet'} (--no-attempts)")
     for line in summarize(tokens, att):
         say(line.line())
     if items and att is not None:
-        from dmc.stats import question_hash
-
         pr, ng = pass_rate(att, [question_hash(it) for it in items])
-        say(f"eval set {eval_set.name}: {len(items)} questions, student pass rate "
+        say(f"eval set {Path(c.eval).name}: {len(items)} questions, student pass rate "
             + (f"{pr:.1%} ({ng} gradable attempts)" if ng else "n/a"))
-    written = "tokens.parquet" + (", attempts.parquet" if att is not None else "")
-    say(f"wrote {written} to {out}")
+    say(f"wrote tokens.parquet{', attempts.parquet' if att is not None else ''} to {out}")
 
 
 def _say(console: Console):
@@ -98,3 +91,12 @@ def _say(console: Console):
 def _report_run(say, what: str, run: dict, unit: str) -> None:
     say(f"{what}: {run['computed']} {unit} computed, {run['reused']} reused from cache"
         + (f"; {len(run['bad_shards'])} unreadable cache shards ignored" if run["bad_shards"] else ""))
+
+
+command(app, "stats", StatsCommand, run_stats, help="""Score candidate datasets with a student: per-token
+log-prob/rank/entropy and graded attempts, as Parquet tables (cached and resumable).
+
+Example:
+
+    dmc stats lab/listops/pool --student lab-small --eval lab/listops/eval.jsonl --out stats
+""")

@@ -7,9 +7,9 @@ from dmc.data.loading import (
     load_eval_set,
     load_pool,
     save_dataset,
-    write_jsonl,
 )
 from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content_hash
+from dmc.io import write_jsonl  # the one JSONL writer, re-exported: `from dmc.data import write_jsonl`
 
 __all__ = [
     "CandidateDataset", "DataError", "EvalItem", "FieldMap", "Message", "Sample", "content_hash",

@@ -14,14 +14,13 @@ with an error naming the file, the line (1-based; the row for Parquet) and the f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content_hash
+from dmc.io import json_line, write_jsonl
 
 Policy = Literal["fail", "skip"]
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -292,26 +291,12 @@ class _Collector:
 
 
 def _jsonable(x: Any) -> bool:
+    """Whether `write_jsonl` can write `x` as it is (else a reject keeps its repr)."""
     try:
-        json.dumps(x)
+        json_line(x)
         return True
     except (TypeError, ValueError):
         return False
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    """Writes rows as JSONL atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _rows_of(source: Any) -> Iterator[_Row | DataError]:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dmc.io import content_hash
+
 Message = dict[str, str]  # {"role": ..., "content": ...}
-
-
-def content_hash(obj: Any) -> str:
-    """Stable sha256 (hex, 16 chars) of a JSON-serializable object."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

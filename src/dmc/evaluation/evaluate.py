@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from dmc.data.schema import EvalItem
+from dmc.grading import grade_many, normalize_text, parse_number
+from dmc.students.generation import generate
 from dmc.io import atomic_write
 
 
@@ -71,7 +73,6 @@ def _rate(correct: int, gradable: int) -> float:
 
 def _vote_key(answer: str) -> str:
     """Answers that denote the same number or the same normalized text share a vote."""
-    from dmc.grading import normalize_text, parse_number
 
     num = parse_number(answer)
     if num is not None:
@@ -160,8 +161,6 @@ def evaluate(
 
     Writes per-question Parquet + JSONL and summary.json to `out_dir` when given.
     """
-    from dmc.grading import grade_many
-    from dmc.students.generation import generate
 
     items = list(eval_items)
     if not items:

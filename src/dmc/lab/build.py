@@ -2,6 +2,8 @@
 
 Layout: OUT/<family>/pool/<dataset>.jsonl, OUT/<family>/eval.jsonl, OUT/lab.json (manifest).
 Everything is a function of (family, n, n_eval, seed): the same arguments give identical bytes.
+Besides the task families, `chainsum` (DESIGN.md §8's testbed, `dmc.lab.chainsum`) is built the
+same way when asked for by name; it keeps its reference generator's questions and seeding.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from typing import Any, Iterable
 
 from dmc.io import atomic_write_text
 
+from dmc.lab import chainsum
 from dmc.lab.pool import EVAL_DISTRIBUTION, DatasetSpec, standard_pool
 from dmc.lab.tasks import TASK_FAMILIES, Problem, get_family
 from dmc.lab.teachers import get_teacher
 
 LAB_VERSION = "1"
+
+# what `build_lab` (and `dmc lab build --task`) can build; with no task, only TASK_FAMILIES
+LAB_TASKS: tuple[str, ...] = (*TASK_FAMILIES, chainsum.NAME)
 
 
 @dataclass(frozen=True)
@@ -132,30 +138,55 @@ def build_family(out: Path, family: str, n: int = 256, n_eval: int = 128, seed: 
     return LabPaths(family, eval_path, paths)
 
 
+def build_chainsum(out: Path, n: int = 256, n_eval: int = 128, seed: int = 0) -> LabPaths:
+    """Write the chain-sum testbed's pool and eval set under OUT/chainsum/."""
+    out = Path(out)
+    eval_path = out / chainsum.NAME / "eval.jsonl"
+    write_jsonl(eval_path, chainsum.eval_rows(n_eval, seed))
+    paths: dict[str, Path] = {}
+    for name, rows in chainsum.pool_rows(n, seed).items():
+        paths[name] = out / chainsum.NAME / "pool" / f"{name}.jsonl"
+        write_jsonl(paths[name], rows)
+    return LabPaths(chainsum.NAME, eval_path, paths)
+
+
+def _manifest_entry(out: Path, lp: LabPaths) -> dict[str, Any]:
+    """lab.json's record of one built family: where its files are and how each dataset was made."""
+    if lp.family == chainsum.NAME:
+        description, eval_dist = chainsum.DESCRIPTION, chainsum.EVAL_MIX
+        specs: list[Any] = chainsum.chainsum_pool()
+    else:
+        description, eval_dist, specs = get_family(lp.family).description, EVAL_DISTRIBUTION, standard_pool(lp.family)
+    entry: dict[str, Any] = {
+        "description": description,
+        "eval": str(lp.eval.relative_to(out)),
+        "eval_distribution": eval_dist,
+        "pool": {
+            s.name: {"path": str(lp.pool[s.name].relative_to(out)),
+                     **{k: v for k, v in asdict(s).items() if k not in ("name", "family")}}
+            for s in specs
+        },
+    }
+    if lp.family == chainsum.NAME:
+        entry["distributions"] = {m.name: {"terms": list(m.steps), "digits": list(m.size)}
+                                  for m in chainsum.MIXES.values()}
+    return entry
+
+
 def build_lab(out: str | Path, family: str | None = None, n: int = 256, n_eval: int = 128,
               seed: int = 0) -> dict[str, LabPaths]:
-    """Write the standard pool and eval set of `family` (default: every family) under `out`,
-    plus OUT/lab.json describing what was built. Returns the paths per family."""
+    """Write the standard pool and eval set of `family` (default: every task family; `chainsum`
+    only when named) under `out`, plus OUT/lab.json describing what was built. Returns the paths
+    per family."""
     if n < 1 or n_eval < 1:
         raise ValueError(f"n and n_eval must be positive (got n={n}, n_eval={n_eval})")
     out = Path(out)
     families = [family] if family else list(TASK_FAMILIES)
-    result = {f: build_family(out, f, n, n_eval, seed) for f in families}
+    result = {f: build_chainsum(out, n, n_eval, seed) if f == chainsum.NAME else build_family(out, f, n, n_eval, seed)
+              for f in families}
     manifest = {
         "lab_version": LAB_VERSION, "seed": seed, "n": n, "n_eval": n_eval,
-        "families": {
-            f: {
-                "description": get_family(f).description,
-                "eval": str(lp.eval.relative_to(out)),
-                "eval_distribution": EVAL_DISTRIBUTION,
-                "pool": {
-                    s.name: {"path": str(lp.pool[s.name].relative_to(out)),
-                             **{k: v for k, v in asdict(s).items() if k not in ("name", "family")}}
-                    for s in standard_pool(f)
-                },
-            }
-            for f, lp in result.items()
-        },
+        "families": {f: _manifest_entry(out, lp) for f, lp in result.items()},
     }
     atomic_write_text(out / "lab.json", json.dumps(manifest, indent=2) + "\n")
     return result

@@ -15,6 +15,10 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from dmc.lab.build import dataset_rows, eval_problems
+from dmc.lab.pool import DatasetSpec
+from dmc.lab.tasks import TASK_FAMILIES
+
 PAD, IM_START, IM_END = "<|pad|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, IM_START, IM_END]
 VOCAB_SIZE = 512
@@ -51,9 +55,6 @@ _SAMPLE_DATASETS = [
 
 def _training_text(n_per_dataset: int = 40, seed: int = 0) -> list[str]:
     """A fixed sample of lab questions and traces (every family, several teachers)."""
-    from dmc.lab.build import dataset_rows, eval_problems
-    from dmc.lab.pool import DatasetSpec
-    from dmc.lab.tasks import TASK_FAMILIES
 
     texts = ["system", "user", "assistant"] * 300  # the chat template's role names
     for fam, family in TASK_FAMILIES.items():

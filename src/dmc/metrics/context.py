@@ -7,6 +7,7 @@ shared by every metric that needs them. Nothing here runs a model.
 """
 
 from __future__ import annotations
+from dmc.grading import extract_answer, grade_many
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -53,13 +54,9 @@ class DmcGrader:
         self.verifier = verifier
 
     def grade_many(self, texts: Sequence[str], golds: Sequence[str]) -> list[GradeLike]:
-        from dmc.grading import grade_many
-
         return grade_many(list(texts), list(golds), self.verifier)
 
     def extract(self, text: str) -> str | None:
-        from dmc.grading import extract_answer
-
         return extract_answer(text).answer
 
 

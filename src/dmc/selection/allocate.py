@@ -1,34 +1,12 @@
-"""Mixture weights over datasets and the split of a budget among them (pure functions)."""
+"""The split of a budget among datasets, given their mixture weights (pure functions).
+
+The weights themselves come from dmc.selection.weights (shared with the curriculum).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-
-import numpy as np
-
-
-def softmax_weights(scores: Mapping[str, float], tau: float) -> dict[str, float]:
-    """softmax(score / tau) over the datasets with a finite score; tau > 0 (small -> argmax)."""
-    if not tau > 0:
-        raise ValueError(f"softmax temperature tau must be > 0, got {tau!r}")
-    ok = {k: float(v) for k, v in scores.items() if v is not None and math.isfinite(v)}
-    if not ok:
-        raise ValueError(f"no dataset has a finite score: {dict(scores)}")
-    z = np.array(list(ok.values())) / tau
-    e = np.exp(z - z.max())
-    return dict(zip(ok, (e / e.sum()).tolist()))
-
-
-def proportional_weights(scores: Mapping[str, float]) -> tuple[dict[str, float], str]:
-    """Weights proportional to the finite scores, clipped at 0; uniform when all are 0."""
-    ok = {k: max(float(v), 0.0) for k, v in scores.items() if v is not None and math.isfinite(v)}
-    if not ok:
-        raise ValueError(f"no dataset has a finite score: {dict(scores)}")
-    total = sum(ok.values())
-    if total <= 0:
-        return {k: 1.0 / len(ok) for k in ok}, "all scores are <= 0: uniform over the scored datasets"
-    return {k: v / total for k, v in ok.items()}, "proportional to score"
 
 
 def water_fill(weights: Mapping[str, float], capacity: Mapping[str, float], budget: float) -> dict[str, float]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from dmc.data.loading import write_jsonl
-from dmc.io import atomic_write, jsonable
+from dmc.io import atomic_write_json, write_jsonl
 from dmc.selection.select import Selection
 
 
@@ -32,7 +30,5 @@ def write_selection(selection: Selection, out: str | Path, manifest: str | Path 
     write_jsonl(out, selection_records(selection))
     doc = dict(selection.manifest)
     doc["output"] = str(out)
-    text = json.dumps(jsonable(doc), indent=2, sort_keys=False) + "\n"
-    mpath.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(mpath, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    atomic_write_json(mpath, doc)
     return out, mpath

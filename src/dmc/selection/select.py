@@ -1,24 +1,30 @@
 """Static data selection from scores (DESIGN.md §5): pure — frames and samples in, samples out.
 
-Policies:
+Policies, spelled NAME[:ARG] (dmc.selection.weights.parse_policy_spec, the syntax of the
+curriculum's policies too):
 
 - ``top1``: the best dataset by the metric.
 - ``topk:K``: the K best datasets, sharing the budget equally.
-- ``mix:proportional``: every scored dataset, budget shares proportional to its score.
-- ``mix:softmax``: budget shares softmax(score / tau).
-- ``samples:top-fraction``: the best samples by their per-sample score (DMC: m_i), across all
-  datasets, or with ``within=True`` the same top fraction of each dataset.
+- ``proportional``: every scored dataset, budget shares proportional to its score.
+- ``softmax[:TAU]``: budget shares softmax(score / TAU), TAU > 0 (default 0.05).
+- ``samples:top-fraction[:F]``: the best samples by their per-sample score (DMC: m_i), across all
+  datasets, or with ``within=True`` the same top fraction of each dataset; F in (0, 1] is the
+  share of scored samples to keep (default: all, cut by the budget).
+
+The old spellings ``mix:softmax`` / ``mix:proportional`` (with a separate tau) are refused with
+the new one. Weights come from dmc.selection.weights, shared with the curriculum.
 
 Budgets count samples or response tokens (the student's tokenizer, from the scores' ``n_tokens``).
-Within a dataset chosen as a whole, samples are drawn in a seeded random order; everything is
-deterministic for a given seed. A dataset or sample without a score is left out, and the
-manifest says why.
+Within a dataset chosen as a whole, samples are drawn in the package's seeded order
+(dmc.stats.subsample.seeded_order, keyed by dataset name and sample content hash), and ties
+between equal sample scores are broken the same way; everything is deterministic for a given seed
+and independent of file order. A dataset or sample without a score is left out, and the manifest
+says why.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,11 +37,30 @@ from dmc import __version__
 from dmc.data.schema import CandidateDataset, Sample
 from dmc.metrics.base import METRICS
 from dmc.metrics.results import ScoreReport
-from dmc.selection.allocate import proportional_weights, round_counts, softmax_weights, water_fill
+from dmc.selection.allocate import round_counts, water_fill
+from dmc.selection.weights import (
+    DEFAULT_TAU,
+    TAU,
+    PolicyArg,
+    PolicySpec,
+    parse_policy_spec,
+    policy_usage,
+    proportional_weights,
+    rank_by_score,
+    softmax_weights,
+)
+from dmc.stats.subsample import seeded_order
 
-DATASET_POLICIES = ("top1", "topk", "mix:proportional", "mix:softmax")
+GRAMMAR: dict[str, PolicyArg | None] = {
+    "top1": None,
+    "topk": PolicyArg("K", int, lambda x: x >= 1, "a positive integer", "3", required=True),
+    "proportional": None,
+    "softmax": TAU,
+    "samples:top-fraction": PolicyArg("F", float, lambda x: 0.0 < x <= 1.0, "a number in (0, 1]", "0.3"),
+}
+DATASET_POLICIES = ("top1", "topk", "proportional", "softmax")
 SAMPLE_POLICIES = ("samples:top-fraction",)
-POLICIES = ("top1", "topk:K", "mix:proportional", "mix:softmax", "samples:top-fraction")
+POLICIES = tuple(policy_usage(GRAMMAR))
 Unit = Literal["samples", "tokens"]
 Order = Literal["auto", "desc", "asc"]
 
@@ -51,16 +76,10 @@ class Selection:
         return len(self.samples)
 
 
-def parse_policy(policy: str) -> tuple[str, int | None]:
-    """("top1" | "topk" | "mix:proportional" | "mix:softmax" | "samples:top-fraction", K)."""
-    if policy.startswith("topk:"):
-        arg = policy.split(":", 1)[1]
-        if not arg.isdigit() or int(arg) < 1:
-            raise ValueError(f"policy {policy!r}: K must be a positive integer (e.g. topk:3)")
-        return "topk", int(arg)
-    if policy in ("top1", "mix:proportional", "mix:softmax", "samples:top-fraction"):
-        return policy, None
-    raise ValueError(f"unknown selection policy {policy!r}; choose one of {', '.join(POLICIES)}")
+def parse_policy(policy: str) -> PolicySpec:
+    """(name, arg) of a selection policy: ("topk", K), ("softmax", TAU or None),
+    ("samples:top-fraction", F or None), ("top1" | "proportional", None); ValueError when invalid."""
+    return parse_policy_spec(policy, GRAMMAR, what="selection policy")
 
 
 def _frames(scores: Any) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
@@ -122,8 +141,10 @@ def _check_fresh(samples_df: pd.DataFrame, pool: dict[str, CandidateDataset]) ->
                              f"(hash {h} in the scores, {have} in the pool); re-run `dmc score`")
 
 
-def _seeded_order(n: int, seed: int, name: str) -> np.ndarray:
-    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))]).permutation(n)
+def _draw_order(ds: CandidateDataset, seed: int) -> list[Sample]:
+    """The order in which a dataset chosen as a whole gives its samples: seeded, keyed by the
+    dataset's name and each sample's content hash (independent orders for different datasets)."""
+    return seeded_order(ds.samples, lambda s: f"{ds.name}|{s.hash}", seed)
 
 
 def _take(samples: list[Sample], dataset: str, quota: float, unit: Unit,
@@ -157,8 +178,6 @@ def select(
     budget: float | None = None,
     unit: Unit = "samples",
     metric: str = "dmc",
-    tau: float = 0.05,
-    fraction: float | None = None,
     within: bool = False,
     order: Order = "auto",
     seed: int = 0,
@@ -169,18 +188,19 @@ def select(
     and token budgets), or a (datasets, samples) tuple. metric: a registered metric name or a
     column; its direction decides which end is best unless ``order`` says otherwise. budget: the
     number of samples or response tokens (``unit``) to select; None takes every sample of the
-    chosen datasets (top1/topk) or the whole ``fraction`` (samples policy). tau: softmax
-    temperature. fraction: for the samples policy, the share of scored samples to keep, in (0, 1].
+    chosen datasets (top1/topk) or the whole fraction F (``samples:top-fraction:F``). The softmax
+    temperature and the fraction are part of ``policy`` (``softmax:0.1``, ``samples:top-fraction:0.3``).
     """
-    kind, k = parse_policy(policy)
+    kind, arg = parse_policy(policy)
+    k = int(arg) if kind == "topk" and arg is not None else None
+    tau = float(arg) if kind == "softmax" and arg is not None else DEFAULT_TAU
+    fraction = float(arg) if kind == "samples:top-fraction" and arg is not None else None
     if unit not in ("samples", "tokens"):
         raise ValueError(f"budget unit must be 'samples' or 'tokens', got {unit!r}")
     if budget is not None and not budget > 0:
         raise ValueError(f"budget must be > 0, got {budget!r}")
-    if fraction is not None and not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    if kind not in SAMPLE_POLICIES and (fraction is not None or within):
-        raise ValueError(f"fraction/within apply only to samples:top-fraction, not to {policy!r}")
+    if kind not in SAMPLE_POLICIES and within:
+        raise ValueError(f"within applies only to samples:top-fraction, not to {policy!r}")
     datasets_df, samples_df, meta = _frames(scores)
     pools = _index_pool(pool)
     if samples_df is not None and len(samples_df):
@@ -193,7 +213,7 @@ def select(
     manifest: dict[str, Any] = {
         "policy": policy,
         "params": {"budget": budget, "unit": unit, "metric": metric, "order": order_note, "seed": seed,
-                   **({"tau": tau} if kind == "mix:softmax" else {}),
+                   **({"tau": tau} if kind == "softmax" else {}),
                    **({"k": k} if kind == "topk" else {}),
                    **({"fraction": fraction, "within": within} if kind == "samples:top-fraction" else {})},
         "dmc_version": __version__,
@@ -254,28 +274,27 @@ def _dataset_scores(datasets_df: pd.DataFrame | None, metric: str, pools: dict[s
 def _select_datasets(datasets_df, pools, kind, k, metric, descending, budget, unit, tau, seed, tokens,
                      skipped, manifest) -> list[Sample]:
     scores = _dataset_scores(datasets_df, metric, pools, manifest)
-    # rank: best first; ties keep the table's order
-    ranked = sorted(scores, key=lambda d: -scores[d] if descending else scores[d])
+    ranked = rank_by_score(scores, descending)  # best first; ties keep the table's order
     if kind in ("top1", "topk"):
         top = ranked[: (1 if kind == "top1" else k)]
         if kind == "topk" and k is not None and k > len(ranked):
             manifest["note"] = f"K={k} but only {len(ranked)} datasets are scored"
         weights = {d: 1.0 / len(top) for d in top}
         why = f"{'best' if kind == 'top1' else f'top {len(top)}'} by {metric}"
-    elif kind == "mix:proportional":
+    elif kind == "proportional":
         if not descending:
-            raise ValueError(f"mix:proportional needs a higher-is-better score; {metric!r} is lower-is-better "
-                             "(use mix:softmax, which handles either direction)")
+            raise ValueError(f"proportional needs a higher-is-better score; {metric!r} is lower-is-better "
+                             "(use softmax[:TAU], which handles either direction)")
         weights, why = proportional_weights(scores)
     else:
         signed = {d: v if descending else -v for d, v in scores.items()}
         weights, why = softmax_weights(signed, tau), f"softmax({metric}/{tau:g})"
-    if budget is None and kind.startswith("mix"):
+    if budget is None and kind in ("proportional", "softmax"):
         raise ValueError(f"{kind} needs a budget (samples or tokens to draw in total)")
     manifest["weights"] = {d: float(weights.get(d, 0.0)) for d in ranked}
     manifest["weights_reason"] = why
 
-    orders = {d: [pools[d].samples[i] for i in _seeded_order(len(pools[d]), seed, d)] for d in weights}
+    orders = {d: _draw_order(pools[d], seed) for d in weights}
     for d, ss in orders.items():  # the dataset's name is the source, whatever the Sample says
         orders[d] = [s if s.dataset == d else _with_dataset(s, d) for s in ss]
     cap = {d: _capacity(pools[d], unit, tokens) for d in weights}
@@ -311,7 +330,8 @@ def _select_samples(samples_df, pools, metric, descending, budget, unit, fractio
                          f"columns: {list(samples_df.columns)}")
     if fraction is None and budget is None:
         raise ValueError("samples:top-fraction needs a fraction, a budget, or both")
-    df = samples_df[["dataset", "sample_id", col] + ([f"{col}_reason"] if f"{col}_reason" in samples_df else [])]
+    df = samples_df[["dataset", "sample_id", "sample_hash", col]
+                    + ([f"{col}_reason"] if f"{col}_reason" in samples_df else [])]
     df = df[df["dataset"].astype(str).isin(pools)].reset_index(drop=True)
     nan = df[col].isna()
     if nan.any():
@@ -320,8 +340,12 @@ def _select_samples(samples_df, pools, metric, descending, budget, unit, fractio
     df = df[~nan].copy()
     if df.empty:
         raise ValueError(f"no sample has a finite {col!r} score")
-    # seeded random tie-break, then a stable sort on the score
-    df["_tie"] = np.random.default_rng(seed).permutation(len(df))
+    # seeded tie-break (the package's seeded order, keyed by dataset and sample hash), then a stable
+    # sort on the score
+    keys = [f"{d}|{h}" for d, h in zip(df["dataset"].astype(str), df["sample_hash"].astype(str))]
+    tie = np.empty(len(df), dtype=np.int64)
+    tie[seeded_order(range(len(df)), keys.__getitem__, seed)] = np.arange(len(df))
+    df["_tie"] = tie
     df = df.sort_values("_tie")
     sign = -1.0 if descending else 1.0
     df["_key"] = sign * df[col].astype(float)

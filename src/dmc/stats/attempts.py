@@ -10,6 +10,8 @@ missing.
 """
 
 from __future__ import annotations
+from dmc.grading import grade_many
+from dmc.students.generation import generate
 
 import hashlib
 import math
@@ -53,8 +55,6 @@ def batch_seed(seed: int, hashes: Sequence[str]) -> int:
 
 
 def _attempt_rows(student, qs: list[Question], hashes: list[str], settings: AttemptSettings) -> list[dict]:
-    from dmc.grading import grade_many
-    from dmc.students.generation import generate
 
     gens = generate(student, [q.prompt for q in qs], k=settings.k, temperature=settings.temperature,
                     top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,

@@ -13,6 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from dmc.data.schema import EvalItem
+from dmc.evaluation import evaluate
 from dmc.training.io import RunLog
 
 
@@ -60,8 +61,6 @@ class PeriodicEvalCallback(TrainerCallback):
         self.seconds = 0.0
 
     def run(self, step: int) -> dict[str, Any]:
-        from dmc.evaluation import evaluate
-
         t0 = time.perf_counter()
         py_state, np_state = random.getstate(), np.random.get_state()
         try:

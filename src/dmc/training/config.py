@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from dmc.settings import SEED, check, from_dict, setting, to_dict
+from dmc.students.loading import native_bf16
 
 
 @dataclass
@@ -20,60 +22,50 @@ class TrainConfig:
     `eval_every` / `save_every` count optimizer steps (0 = only at the end / no checkpoints).
     """
 
-    output_dir: str = "dmc-out/train"
-    steps: int = 100
-    learning_rate: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 1024
-    seed: int = 0
-    lr_scheduler: str = "cosine"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    lora_r: int | None = None
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_targets: str | list[str] = "all-linear"
-    bf16: bool | Literal["auto"] = "auto"
-    eval_every: int = 0
-    eval_limit: int | None = None  # questions used by periodic evals (None = all); the final eval uses all
-    eval_max_new_tokens: int = 256
-    eval_batch_size: int = 16
-    save_every: int = 0
-    save_total_limit: int | None = 2
-    logging_steps: int = 1
-    save_model: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)  # passed through to TrainingArguments
+    output_dir: str = setting("dmc-out/train", "Run directory.", result=False, cli=False)
+    steps: int = setting(100, "Optimizer steps.", min=1)
+    learning_rate: float = setting(2e-4, "Peak learning rate.", flag="--lr", min=1e-12)
+    batch_size: int = setting(8, "Sequences per micro-batch.", min=1)
+    grad_accum: int = setting(1, "Micro-batches per optimizer step.", min=1)
+    max_length: int = setting(1024, "Token budget of prompt + response in training (longer responses are cut).",
+                              min=2)
+    seed: int = SEED.field()
+    lr_scheduler: str = setting("cosine", "Learning-rate schedule (transformers' names: cosine, constant, linear ...).")
+    warmup_steps: int = setting(0, "Linear warm-up steps.", min=0)
+    weight_decay: float = setting(0.0, "AdamW weight decay.", min=0.0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", min=0.0)
+    lora_r: int | None = setting(None, "LoRA rank (omit for full fine-tuning).", min=1)
+    lora_alpha: int = setting(32, "LoRA alpha.", min=1)
+    lora_dropout: float = setting(0.0, "LoRA dropout.", min=0.0, max=1.0)
+    lora_targets: str | list[str] = setting("all-linear", "LoRA target modules: all-linear or a list of names.")
+    bf16: bool | Literal["auto"] = setting("auto", "bf16 autocast: auto (where faster), true or false.")
+    eval_every: int = setting(0, "Evaluate every N steps (0: only at the end).", min=0)
+    eval_limit: int | None = setting(None, "Questions used by the periodic evaluations (default: all; the final "
+                                     "one uses all).", min=1)
+    eval_max_new_tokens: int = setting(256, "Generation budget per eval answer.", min=1)
+    eval_batch_size: int = setting(16, "Questions per eval generation batch.", result=False, min=1)
+    save_every: int = setting(0, "Checkpoint every N steps (0: none; needed to resume).", result=False, min=0)
+    save_total_limit: int | None = setting(2, "Checkpoints kept.", result=False, min=1)
+    logging_steps: int = setting(1, "Steps between training-loss log lines.", result=False, min=1)
+    save_model: bool = setting(True, "Save the trained model under OUT/model.", result=False)
+    extra: dict[str, Any] = setting(help="Passed through to transformers' TrainingArguments.", cli=False,
+                                    default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "max_length", "logging_steps", "eval_batch_size", "eval_max_new_tokens"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "save_every", "warmup_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
-        if self.lora_r is not None and self.lora_r < 1:
-            raise ValueError(f"TrainConfig.lora_r must be >= 1 or None (full fine-tuning), got {self.lora_r}")
+        check(self)
         if self.bf16 not in (True, False, "auto"):
-            raise ValueError(f"TrainConfig.bf16 must be True, False or 'auto', got {self.bf16!r}")
+            raise ValueError(f"TrainConfig.bf16 must be true, false or auto, got {self.bf16!r}")
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}")
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 # bf16 autocast only pays off once matmuls dominate: on a CPU with AVX512-BF16, a training step of
@@ -87,8 +79,6 @@ def resolve_bf16(setting: bool | str, model) -> bool:
     bf16 natively (see dmc.students.loading.native_bf16) and the model has >= 50M parameters."""
     if setting is True or setting is False:
         return setting
-    from dmc.students.loading import native_bf16
-
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     n = sum(p.numel() for p in params)

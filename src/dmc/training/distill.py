@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from transformers import TrainerCallback
 
+from dmc.curriculum.strategies import CurriculumSettings, build_curriculum
 from dmc.data.schema import CandidateDataset, EvalItem
+from dmc.scoring import ScoringSettings
 from dmc.training.config import TrainConfig
 from dmc.training.io import atomic_write_json
 from dmc.training.sft import TrainResult, train
-from dmc.training.strategies import CurriculumSettings, build_curriculum
 
 
 def distill(
@@ -21,12 +23,14 @@ def distill(
     strategy: str = "dynamic-dmc",
     config: TrainConfig | None = None,
     settings: CurriculumSettings | None = None,
+    scoring: ScoringSettings | None = None,
+    cache_dir: str | Path | None = None,
     resume_from_checkpoint: str | bool | None = None,
     verifier: str = "auto",
     quiet: bool = True,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
-    """Train `student` on the pool under `strategy` (see dmc.training.strategies) and evaluate it.
+    """Train `student` on the pool under `strategy` (see dmc.curriculum.strategies) and evaluate it.
 
     Writes `strategy.json` (how the data was chosen, with the static scores) next to the run's
     config, log and metrics; static scores are also written under `scores/`. On resume the
@@ -37,7 +41,8 @@ def distill(
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     curriculum, info = build_curriculum(strategy, pool, student, eval_items=eval_items, settings=settings,
-                                        seed=config.seed, scores_dir=run_dir / "scores")
+                                        scoring=scoring, seed=config.seed, cache_dir=cache_dir,
+                                        scores_dir=run_dir / "scores")
     atomic_write_json(run_dir / "strategy.json", info)
     result = train(student, None, config, eval_items=eval_items, callbacks=[curriculum, *callbacks],
                    resume_from_checkpoint=resume_from_checkpoint, verifier=verifier, quiet=quiet)

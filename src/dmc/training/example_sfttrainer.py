@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dmc.data.schema import CandidateDataset, EvalItem
-from dmc.training.curriculum import DMCCurriculumCallback, RescoreFn
+from dmc.curriculum.callback import DMCCurriculumCallback, RescoreFn
 
 
 def run(
@@ -45,7 +45,7 @@ def run(
 ) -> DMCCurriculumCallback:
     """Fine-tune `model` with TRL's SFTTrainer under the dynamic DMC curriculum; returns the curriculum.
 
-    `rescore_fn` defaults to DMC v1 (dmc.training.rescore.DMCRescorer with `target` for C_T).
+    `rescore_fn` defaults to DMC v1 (dmc.curriculum.rescore.DMCRescorer with `target` for C_T).
     """
     from trl import SFTConfig, SFTTrainer
 

@@ -1,4 +1,4 @@
-"""Run-directory files: an append-only JSONL log (atomic writes come from dmc.io)."""
+"""Run-directory files: an append-only JSONL log (atomic writes and the JSONL line format come from dmc.io)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dmc.io import atomic_write_json, atomic_write_text, jsonable
+from dmc.io import atomic_write_json, json_line, write_jsonl
 
 __all__ = ["RunLog", "atomic_write_json"]
 
@@ -21,7 +21,7 @@ class RunLog:
         self._lock = threading.Lock()
 
     def write(self, event: dict[str, Any]) -> None:
-        line = json.dumps(jsonable(event), ensure_ascii=False, allow_nan=False)
+        line = json_line(event)  # serialized before opening: a bad event leaves the log untouched
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
@@ -42,5 +42,5 @@ class RunLog:
         events = self.read()
         keep = [e for e in events if int(e.get("step", 0)) <= step]
         if len(keep) != len(events):
-            atomic_write_text(self.path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in keep))
+            write_jsonl(self.path, keep)
         return len(events) - len(keep)

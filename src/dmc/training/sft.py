@@ -30,12 +30,13 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as hf_logging
 
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
+from dmc.evaluation import evaluate
 from dmc.training.callbacks import JsonlLogCallback, PeriodicEvalCallback
 from dmc.training.collator import SFTCollator
 from dmc.training.config import TrainConfig, resolve_bf16
-from dmc.training.curriculum import MixtureCurriculum
+from dmc.curriculum.callback import MixtureCurriculum
 from dmc.training.io import RunLog, atomic_write_json
-from dmc.training.mixture import SampleDataset
+from dmc.curriculum.mixture import SampleDataset
 
 
 @dataclass
@@ -242,8 +243,6 @@ def train(
 
     final_eval = None
     if eval_items:
-        from dmc.evaluation import evaluate
-
         final_eval = evaluate(student, list(eval_items), max_new_tokens=config.eval_max_new_tokens,
                               batch_size=config.eval_batch_size, verifier=verifier, out_dir=run_dir / "eval")
         log.write({"event": "eval", "step": out.global_step, "final": True, **final_eval.summary()})

@@ -4,10 +4,10 @@ process pool."""
 
 from dmc.validation.correlation import METHODS, Correlation, correlate, correlation_table, headline, seed_agreement
 from dmc.validation.pilots import Pilot, PilotCache, run_pilots
-from dmc.validation.protocol import DEFAULT_TRAIN, E3_STRATEGIES, EXPERIMENTS, ValidateConfig, ValidationResult, validate
+from dmc.validation.protocol import E3_STRATEGIES, EXPERIMENTS, ValidateConfig, ValidationResult, pilot_train, validate
 
 __all__ = [
-    "DEFAULT_TRAIN", "E3_STRATEGIES", "EXPERIMENTS", "METHODS", "Correlation", "Pilot", "PilotCache",
-    "ValidateConfig", "ValidationResult", "correlate", "correlation_table", "headline", "run_pilots", "seed_agreement",
+    "E3_STRATEGIES", "EXPERIMENTS", "METHODS", "Correlation", "Pilot", "PilotCache",
+    "ValidateConfig", "ValidationResult", "correlate", "correlation_table", "headline", "pilot_train", "run_pilots", "seed_agreement",
     "validate",
 ]

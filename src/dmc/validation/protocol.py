@@ -26,101 +26,85 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from transformers.utils import logging as hf_logging
 
 from dmc import __version__
-from dmc.data.schema import CandidateDataset, EvalItem, Sample, content_hash
+from dmc.curriculum import CurriculumSettings, parse_strategy
+from dmc.curriculum.strategies import STRATEGY_REVISIONS
+from dmc.data.schema import CandidateDataset, EvalItem, Sample
+from dmc.evaluation import evaluate
+from dmc.io import atomic_write_json, content_hash, read_json, write_jsonl
+from dmc.scoring import ScoringSettings, default_cache_dir, load_inputs, load_targets, score, subsample
+from dmc.selection import select
+from dmc.settings import CI, N_BOOT, check, result_fields, setting, settings_key, to_dict
+from dmc.students import Student, load_student
+from dmc.training import TrainConfig
 from dmc.validation import files
-from dmc.io import atomic_write_json, read_json
 from dmc.validation.pilots import Pilot, available_cores, default_workers, run_pilots
 from dmc.validation.runners import sft_pilot, strategy_pilot
 from dmc.validation.summaries import e1_document, e1_tables, e2_document, e3_document, write_e1, write_json
 
 EXPERIMENTS = ("e1", "e2", "e3")
 E3_STRATEGIES = ("uniform", "static-dmc", "dynamic-dmc")
-
-# Pilot budget defaults, chosen on the lab with lab-small (docs/RESULTS.md): a few hundred steps is
-# what it takes for the candidate datasets to separate; about 30 CPU-seconds per pilot. float32 keeps
-# pilots comparable across machines (bf16 "auto" depends on the CPU's instructions).
-DEFAULT_TRAIN: dict[str, Any] = {
-    "steps": 240, "batch_size": 16, "learning_rate": 3e-3, "lr_scheduler": "constant", "max_length": 512,
-    "eval_max_new_tokens": 128, "eval_batch_size": 32, "save_model": False, "logging_steps": 20, "bf16": False,
-}
+INITIAL_FORMAT = "1"  # bump when the cached initial accuracy's content changes
 
 
-@dataclass
+def pilot_train() -> TrainConfig:
+    """The pilots' training budget. Chosen on the lab with lab-small (docs/RESULTS.md): a few
+    hundred steps is what it takes for the candidate datasets to separate; about 30 CPU-seconds per
+    pilot. float32 keeps pilots comparable across machines (bf16 "auto" depends on the CPU)."""
+    return TrainConfig(steps=240, batch_size=16, learning_rate=3e-3, lr_scheduler="constant", max_length=512,
+                       eval_max_new_tokens=128, eval_batch_size=32, save_model=False, logging_steps=20, bf16=False)
+
+
+def pilot_scoring() -> ScoringSettings:
+    """The metrics are computed on the same number of samples per dataset as the pilots train on."""
+    return ScoringSettings(max_samples=192)
+
+
+@dataclass(frozen=True)
 class ValidateConfig:
-    """Settings of a validation run.
+    """Settings of a validation run (DESIGN.md §6): the experiments, the pilots' budget, how the
+    metrics are scored, and the curricula of E3."""
 
-    train: TrainConfig fields for every pilot (output_dir and seed are set per pilot); merged over
-        DEFAULT_TRAIN. pilot_samples: per candidate dataset, a seeded subsample of this many
-        samples is what every pilot trains on (equal budget); None = the whole dataset.
-    seeds: one pilot per dataset per seed; the correlations use the mean accuracy over seeds.
-    metrics: metric names to compute and correlate (None = all registered).
-    max_samples: per dataset, samples scored for the metrics (None = all).
-    n_boot / ci: bootstrap resamples and level of the correlation CIs.
-    e2_policy: dmc.selection policy each metric selects with; e2_budget: samples selected (None =
-        pilot_samples). e2_metrics: selectors (None = every metric).
-    e3_strategies: dmc.training strategies compared in E3 (uniform, static-dmc, dynamic-dmc,
-        static-dmc-mix, static:<metric> ...). e3_steps: total steps of each E3 run (None =
-        train["steps"]); e3_eval_every: steps between accuracy measurements (None = e3_steps // 4);
-        rescore_every / probe_size / policy / target_size: the dynamic curriculum.
-    attempts_max_new_tokens: generation budget of the student's attempts (capability), for the
-        initial scores and every re-score (None = dmc.stats' default).
-    workers / threads: pilot processes and torch threads per process (default min(2, cores) and
-        cores // workers).
-    """
-
-    experiments: tuple[str, ...] = EXPERIMENTS
-    train: dict[str, Any] = field(default_factory=dict)
-    pilot_samples: int | None = 192
-    seeds: tuple[int, ...] = (0,)
-    metrics: tuple[str, ...] | None = None
-    max_samples: int | None = 192
-    n_boot: int = 1000
-    ci: float = 0.95
-    e2_policy: str = "top1"
-    e2_budget: int | None = None
-    e2_metrics: tuple[str, ...] | None = None
-    e3_strategies: tuple[str, ...] = E3_STRATEGIES
-    e3_steps: int | None = None
-    e3_eval_every: int | None = None
-    rescore_every: int = 60
-    probe_size: int | None = 16
-    policy: str = "argmax"
-    target_size: int | None = 32
-    attempts_max_new_tokens: int | None = None
-    initial_eval: bool = True
-    device: str = "cpu"
-    workers: int | None = None
-    threads: int | None = None
-    stats_cache: str | None = None
-    verifier: str = "auto"
-    seed: int = 0
+    experiments: tuple[str, ...] = setting(EXPERIMENTS, "Experiments to run, comma-separated: e1, e2, e3.",
+                                           choices=None)
+    seeds: tuple[int, ...] = setting((0,), "Pilot seeds, comma-separated (E1/E2/E3 each run once per seed; the "
+                                     "correlations use the mean accuracy over seeds).")
+    pilot_samples: int | None = setting(192, "Samples per dataset every pilot draws from (a seeded subsample; "
+                                        "the equal budget).", min=1)
+    n_boot: int = N_BOOT.field()
+    ci: float = CI.field()
+    e2_policy: str = setting("top1", "E2 selection policy (top1, topk:K, softmax[:TAU], proportional, "
+                             "samples:top-fraction[:F]).")
+    e2_budget: int | None = setting(None, "E2: samples selected (default: --pilot-samples).", min=1)
+    e2_metrics: tuple[str, ...] | None = setting(None, "E2 selectors, comma-separated (default: every metric).")
+    e3_strategies: tuple[str, ...] = setting(E3_STRATEGIES, "Strategies compared in E3 (uniform, static-dmc, "
+                                             "dynamic-dmc, static-dmc-mix, static:<metric> ...).")
+    e3_steps: int | None = setting(None, "Steps of each E3 run (default: the pilots' --steps).", min=1)
+    e3_eval_every: int | None = setting(None, "Steps between accuracy measurements in E3 (default: steps / 4).",
+                                        min=1)
+    initial_eval: bool = setting(True, "Measure the untouched student's accuracy.")
+    workers: int | None = setting(None, "Pilot processes (default: min(2, cores)).", result=False, min=1)
+    threads: int | None = setting(None, "torch threads per pilot process (default: cores / workers).",
+                                  result=False, min=1)
+    train: TrainConfig = setting(help="Every pilot's training budget.", default_factory=pilot_train)
+    scoring: ScoringSettings = setting(help="How the metrics are scored on the untouched student.",
+                                       default_factory=pilot_scoring)
+    curriculum: CurriculumSettings = setting(help="The curricula of E3.", default_factory=CurriculumSettings)
 
     def __post_init__(self) -> None:
+        check(self)
         bad = [e for e in self.experiments if e not in EXPERIMENTS]
         if bad:
             raise ValueError(f"unknown experiments {bad}; choose from {EXPERIMENTS}")
-        from dmc.training import parse_strategy
-
         for s in self.e3_strategies:
             parse_strategy(s)  # raises on an unknown strategy
         if not self.seeds:
             raise ValueError("at least one seed is needed")
-        if self.pilot_samples is not None and self.pilot_samples < 1:
-            raise ValueError(f"pilot_samples must be >= 1 or None, got {self.pilot_samples}")
-        from dmc.training import TrainConfig
-
-        TrainConfig.from_dict(self.train_dict())  # fail early on a bad field, before any pilot runs
-
-    def train_dict(self) -> dict[str, Any]:
-        d = {**DEFAULT_TRAIN, **self.train}
-        for k in ("output_dir", "seed"):
-            d.pop(k, None)
-        return d
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
 
 @dataclass
@@ -147,8 +131,6 @@ def _write_samples(path: Path, samples: Sequence[Sample]) -> Path:
     """Write a pilot's training set as JSONL (content-addressed: an existing file holds exactly
     these samples). Ids are prefixed with the dataset name when several datasets are mixed, so
     they stay unique (a sample's content hash does not include its id)."""
-    from dmc.data import write_jsonl
-
     if not path.is_file():
         mixed = len({s.dataset for s in samples}) > 1
         write_jsonl(path, ({**s.to_record(), "id": f"{s.dataset}/{s.id}" if mixed else s.id} for s in samples))
@@ -156,8 +138,6 @@ def _write_samples(path: Path, samples: Sequence[Sample]) -> Path:
 
 
 def _write_eval(path: Path, items: Sequence[EvalItem]) -> Path:
-    from dmc.data import write_jsonl
-
     if not path.is_file():
         write_jsonl(path, ({"id": it.id, "messages": [dict(m) for m in it.prompt], "gold": it.gold,
                             "meta": it.meta} for it in items))
@@ -167,13 +147,9 @@ def _write_eval(path: Path, items: Sequence[EvalItem]) -> Path:
 def _student_spec(student: Any, out: Path) -> tuple[Any, str]:
     """(loaded Student, spec a worker can load): a name/path as given, or an in-memory student
     saved once under OUT/data/student-<fingerprint>."""
-    from dmc.students import Student, load_student
-
     if isinstance(student, Student):
         d = out / files.DATA_DIR / f"student-{student.fingerprint}"
         if not (d / "config.json").is_file():
-            from transformers.utils import logging as hf_logging
-
             hf_logging.disable_progress_bar()
             tmp = d.with_name(d.name + ".tmp")
             if tmp.exists():
@@ -189,45 +165,23 @@ def _student_spec(student: Any, out: Path) -> tuple[Any, str]:
     return load_student(spec), spec
 
 
-def _load_inputs(pool: Any, eval_set: Any) -> tuple[list[CandidateDataset], list[EvalItem], str]:
-    from dmc.data import load_eval_set, load_pool
-
-    if isinstance(pool, (str, Path)) or (isinstance(pool, Sequence) and pool and isinstance(pool[0], (str, Path))):
-        datasets = load_pool(pool)
-    else:
-        datasets = [_named(d) for d in pool]
-    if not datasets:
-        raise ValueError("the candidate pool is empty")
-    names = [d.name for d in datasets]
-    if len(set(names)) != len(names):
-        raise ValueError(f"candidate datasets must have distinct names, got {names}")
-    if isinstance(eval_set, (str, Path)):
-        evals, source = load_eval_set(eval_set), str(eval_set)
-    else:
-        evals, source = list(eval_set), "<in memory>"
-    return datasets, evals, source
-
-
-def _named(ds: CandidateDataset) -> CandidateDataset:
-    """Samples carry their dataset's name (selections report where each sample came from)."""
-    if all(s.dataset == ds.name for s in ds):
-        return ds
-    return CandidateDataset(ds.name, [dataclasses.replace(s, dataset=ds.name) for s in ds], source=ds.source,
-                            n_rejected=ds.n_rejected)
+def eval_settings(cfg: ValidateConfig) -> dict[str, Any]:
+    """What decides an accuracy besides the student and the questions: the generation budget and
+    the verifier."""
+    return {"max_new_tokens": cfg.train.eval_max_new_tokens, "verifier": cfg.scoring.metric.verifier}
 
 
 def _initial_accuracy(student: Any, evals: list[EvalItem], cfg: ValidateConfig, out: Path, eval_hash: str,
                       console: Console) -> float | None:
-    from dmc.evaluation import evaluate
-
-    path = out / files.DATA_DIR / f"initial-{student.fingerprint}-{eval_hash}.json"
+    key = settings_key("initial-accuracy", INITIAL_FORMAT, student=student.fingerprint, eval=eval_hash,
+                       **eval_settings(cfg))
+    path = out / files.DATA_DIR / f"initial-{key}.json"
     if path.is_file():
         v = read_json(path).get("accuracy")
         return None if v is None else float(v)
-    train = cfg.train_dict()
     t0 = time.perf_counter()
-    res = evaluate(student, evals, max_new_tokens=train["eval_max_new_tokens"], batch_size=train["eval_batch_size"],
-                   verifier=cfg.verifier)
+    res = evaluate(student, evals, max_new_tokens=cfg.train.eval_max_new_tokens, batch_size=cfg.train.eval_batch_size,
+                   verifier=cfg.scoring.metric.verifier)
     atomic_write_json(path, res.summary())
     console.print(f"initial student: accuracy {_pct(res.accuracy)} on {res.n} eval questions "
                   f"({time.perf_counter() - t0:.0f}s)")
@@ -249,6 +203,8 @@ def validate(
     out_dir: str | Path,
     config: ValidateConfig | None = None,
     *,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
     progress: bool = True,
     console: Console | None = None,
     command: str | None = None,
@@ -257,26 +213,26 @@ def validate(
 
     student: a spec for dmc.students.load_student (name, HF directory, .gguf) or a Student.
     pool: candidate dataset files/directories or CandidateDataset objects. eval_set: a file or
-    EvalItems. Finished pilots are cached in OUT/pilots and never rerun.
+    EvalItems. device: where pilots train. cache_dir: the statistics cache (default: see
+    dmc.scoring.default_cache_dir). Finished pilots are cached in OUT/pilots and never rerun.
 
     Pilots run in spawned worker processes when workers > 1: a script that calls this must keep
     its top-level code under ``if __name__ == "__main__":`` (the spawn start method re-imports it).
     """
-    from dmc.scoring import default_cache_dir, score, subsample
-
     cfg = config or ValidateConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
-    datasets, evals, eval_source = _load_inputs(pool, eval_set)
+    datasets = load_inputs(pool)
+    evals, eval_source = load_targets(eval_set)
     stud, spec = _student_spec(student, out)
     fp = stud.fingerprint
     eval_hash = content_hash(sorted(content_hash({"prompt": list(e.prompt), "gold": e.gold}) for e in evals))
     eval_path = _write_eval(out / files.DATA_DIR / f"eval-{eval_hash}.jsonl", evals)
-    train = cfg.train_dict()
     workers = cfg.workers or default_workers()
-    stats_cache = str(Path(cfg.stats_cache or default_cache_dir()).resolve())
+    stats_cache = str(Path(cache_dir or default_cache_dir()).resolve())
+    scoring = cfg.scoring
 
     manifest: dict[str, Any] = {
         "dmc_version": __version__, "command": command or " ".join(sys.argv),
@@ -284,29 +240,23 @@ def validate(
         "pool": {"datasets": [d.name for d in datasets], "sizes": {d.name: len(d) for d in datasets},
                  "sources": {d.name: str(d.source) for d in datasets}},
         "eval": {"source": eval_source, "n": len(evals), "hash": eval_hash},
-        "config": cfg.to_dict(), "train": train, "cores": available_cores(), "workers": workers,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "config": cfg.to_dict(), "train": cfg.train.to_dict(), "cores": available_cores(), "workers": workers,
+        "device": device, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     atomic_write_json(out / files.MANIFEST, manifest)
 
     # 1. the metrics on the initial student
     t0 = time.perf_counter()
-    attempt_settings = None
-    if cfg.attempts_max_new_tokens:
-        from dmc.stats import AttemptSettings
-
-        attempt_settings = AttemptSettings(max_new_tokens=cfg.attempts_max_new_tokens, verifier=cfg.verifier)
     console.print(f"scoring {len(datasets)} candidate datasets with {stud.name} ...")
-    report = score(datasets, stud, eval_set=evals, metrics=list(cfg.metrics) if cfg.metrics else None,
-                   max_samples=cfg.max_samples, cache_dir=stats_cache, out_dir=out / files.SCORES_DIR,
-                   seed=cfg.seed, attempt_settings=attempt_settings, progress=progress)
+    report = score(datasets, stud, eval_set=evals, settings=scoring, cache_dir=stats_cache,
+                   out_dir=out / files.SCORES_DIR, progress=progress)
     metrics = _metric_info(report)
     manifest["timings"] = {"score_seconds": round(time.perf_counter() - t0, 1)}
 
     initial = _initial_accuracy(stud, evals, cfg, out, eval_hash, console) if cfg.initial_eval else None
 
     # 2. the pilot training sets: the same number of samples from every dataset
-    pilot_sets = {d.name: _canonical(subsample(d, cfg.pilot_samples, cfg.seed).samples) for d in datasets}
+    pilot_sets = {d.name: _canonical(subsample(d, cfg.pilot_samples, scoring.seed).samples) for d in datasets}
     data_paths: dict[str, str] = {}
     data_hashes: dict[str, str] = {}
     for name, samples in pilot_sets.items():
@@ -314,13 +264,14 @@ def validate(
         data_hashes[name] = h
         data_paths[name] = str(_write_samples(out / files.DATA_DIR / f"{_safe(name)}-{h}.jsonl", samples).resolve())
 
-    base_identity = {"student": fp, "eval": eval_hash, "train": _result_fields(train), "verifier": cfg.verifier}
-    base_payload = {"student": spec, "eval": str(eval_path.resolve()), "train": train, "device": cfg.device,
-                    "verifier": cfg.verifier}
+    verifier = scoring.metric.verifier
+    base_identity = {"student": fp, "eval": eval_hash, "verifier": verifier}
+    base_payload = {"student": spec, "eval": str(eval_path.resolve()), "device": device, "verifier": verifier}
 
     def sft(label: str, name: str, h: str, path: str, seed: int, info: dict[str, Any]) -> Pilot:
-        return Pilot(label, {"kind": "sft", **base_identity, "data": h, "seed": seed},
-                     {**base_payload, "data": path, "name": name, "seed": seed}, info)
+        train = dataclasses.replace(cfg.train, seed=seed)
+        return Pilot(label, {"kind": "sft", **base_identity, "train": result_fields(train), "data": h},
+                     {**base_payload, "train": train.to_dict(), "data": path, "name": name}, info)
 
     pilots: list[Pilot] = []
     e1_pilots: list[Pilot] = []
@@ -346,7 +297,7 @@ def validate(
             pilots += e2_pilots[m]
 
     e3_pilots: dict[str, list[Pilot]] = {}
-    e3_steps = int(cfg.e3_steps or train["steps"])
+    e3_steps = int(cfg.e3_steps or cfg.train.steps)
     if "e3" in cfg.experiments:
         e3_pilots = _e3_pilots(cfg, base_identity, base_payload, data_paths, data_hashes, e3_steps, stats_cache)
         pilots = [p for ps in e3_pilots.values() for p in ps] + pilots  # the longest runs start first
@@ -359,13 +310,13 @@ def validate(
     manifest["timings"]["pilots_seconds"] = round(time.perf_counter() - t0, 1)
 
     result = ValidationResult(out, scores=report, initial_accuracy=initial)
-    info = {"student": manifest["student"], "train": train, "seeds": list(cfg.seeds), "ci": cfg.ci,
+    info = {"student": manifest["student"], "train": cfg.train.to_dict(), "seeds": list(cfg.seeds), "ci": cfg.ci,
             "n_boot": cfg.n_boot, "initial_accuracy": initial, "pilot_samples": cfg.pilot_samples,
             "eval": manifest["eval"]}
     e1_ds = None
     if e1_pilots:
         res = [{**by_key[p.key], "dataset": p.info["dataset"], "seed": p.info["seed"]} for p in e1_pilots]
-        pdf, e1_ds, corr, per_seed = e1_tables(res, report.datasets, metrics, n_boot=cfg.n_boot, ci=cfg.ci, seed=cfg.seed)
+        pdf, e1_ds, corr, per_seed = e1_tables(res, report.datasets, metrics, n_boot=cfg.n_boot, ci=cfg.ci, seed=scoring.seed)
         result.e1 = e1_document(pdf, e1_ds, corr, per_seed, metrics, **info)
         write_e1(out, result.e1, pdf, corr)
     if "e2" in cfg.experiments:
@@ -379,7 +330,7 @@ def validate(
     if e3_pilots:
         runs = {name: [{**by_key[p.key], "seed": p.info["seed"]} for p in ps] for name, ps in e3_pilots.items()}
         result.e3 = e3_document(runs, steps=e3_steps, eval_every=_e3_eval_every(cfg, e3_steps),
-                                curriculum=_curriculum_settings(cfg, stats_cache), **info)
+                                curriculum=cfg.curriculum.to_dict(), **info)
         write_json(out, files.E3_JSON, result.e3)
 
     result.seconds = round(time.perf_counter() - t_start, 1)
@@ -402,8 +353,6 @@ def _e2_selections(report, datasets: list[CandidateDataset], pilot_sets: dict[st
                    data_paths: dict[str, str], cfg: ValidateConfig, metrics: dict[str, dict[str, Any]],
                    out: Path) -> list[dict[str, Any]]:
     """For each selector metric: the training set it selects (path + hash), or the error."""
-    from dmc.selection import select
-
     chosen_metrics = list(cfg.e2_metrics) if cfg.e2_metrics else list(metrics)
     budget = cfg.e2_budget or cfg.pilot_samples
     sels = []
@@ -413,7 +362,7 @@ def _e2_selections(report, datasets: list[CandidateDataset], pilot_sets: dict[st
             sels.append({**entry, "error": f"metric {m!r} was not computed", "chosen": None, "label": m})
             continue
         try:
-            sel = select(report, datasets, policy=cfg.e2_policy, budget=budget, metric=m, seed=cfg.seed)
+            sel = select(report, datasets, policy=cfg.e2_policy, budget=budget, metric=m, seed=cfg.scoring.seed)
         except (ValueError, KeyError) as e:
             sels.append({**entry, "error": f"{type(e).__name__}: {e}", "chosen": None, "label": m})
             continue
@@ -439,50 +388,24 @@ def _e3_eval_every(cfg: ValidateConfig, steps: int) -> int:
     return int(cfg.e3_eval_every or max(1, steps // 4))
 
 
-# Training fields that do not change a pilot's result: left out of its cache key, so changing
-# them does not rerun finished pilots.
-_NOT_IN_KEY = ("logging_steps",)
-
-
-def _result_fields(train: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: v for k, v in train.items() if k not in _NOT_IN_KEY}
-    if fields.get("lora_r") is not None:
-        # LoRA adapters were once initialised from the process's unseeded RNG (runs did not
-        # reproduce); pilots cached then are keyed apart from the seeded ones.
-        fields["lora_init"] = "seeded"
-    return fields
-
-
-def _curriculum_settings(cfg: ValidateConfig, stats_cache: str) -> dict[str, Any]:
-    """dmc.training.CurriculumSettings fields for E3: the static strategies score the same samples
-    with the same settings as the initial scores, so they read them from the statistics cache."""
-    from dmc.stats import AttemptSettings
-
-    return {"rescore_every": cfg.rescore_every, "probe_size": cfg.probe_size, "policy": cfg.policy,
-            "score_max_samples": cfg.max_samples, "target_size": cfg.target_size,
-            "attempt_max_new_tokens": cfg.attempts_max_new_tokens or AttemptSettings().max_new_tokens,
-            "cache_dir": stats_cache}
-
-
 def _e3_pilots(cfg: ValidateConfig, base_identity: dict[str, Any], base_payload: dict[str, Any],
                data_paths: dict[str, str], data_hashes: dict[str, str], steps: int,
                stats_cache: str) -> dict[str, list[Pilot]]:
-    train = {**base_payload["train"], "steps": steps, "eval_every": _e3_eval_every(cfg, steps)}
-    curriculum = _curriculum_settings(cfg, stats_cache)
-    # the cache location does not change results: keep it out of the pilot's identity
-    cur_identity = {k: v for k, v in curriculum.items() if k != "cache_dir"}
+    """One pilot per E3 strategy and seed. The static strategies score the same samples with the
+    same settings as the initial scores, so they read them from the statistics cache."""
     out: dict[str, list[Pilot]] = {}
-    from dmc.training.strategies import STRATEGY_REVISIONS
-
     for strategy in cfg.e3_strategies:
         revision = {"revision": STRATEGY_REVISIONS[strategy]} if strategy in STRATEGY_REVISIONS else {}
-        out[strategy] = [
-            Pilot(f"E3 {strategy} s{s}",
-                  {"kind": "strategy", **base_identity, "train": _result_fields(train), "strategy": strategy, "pool": data_hashes,
-                   "seed": s, "curriculum": cur_identity, **revision},
-                  {**base_payload, "train": train, "strategy": strategy, "pool": data_paths, "seed": s,
-                   "curriculum": curriculum},
-                  {"experiment": "e3", "strategy": strategy, "seed": s})
-            for s in cfg.seeds
-        ]
+        out[strategy] = []
+        for s in cfg.seeds:
+            train = dataclasses.replace(cfg.train, steps=steps, eval_every=_e3_eval_every(cfg, steps), seed=s)
+            out[strategy].append(Pilot(
+                f"E3 {strategy} s{s}",
+                {"kind": "strategy", **base_identity, "train": result_fields(train), "strategy": strategy,
+                 "pool": data_hashes, "curriculum": result_fields(cfg.curriculum),
+                 "scoring": result_fields(cfg.scoring), **revision},
+                {**base_payload, "train": train.to_dict(), "strategy": strategy, "pool": data_paths,
+                 "curriculum": cfg.curriculum.to_dict(), "scoring": to_dict(cfg.scoring),
+                 "cache_dir": stats_cache},
+                {"experiment": "e3", "strategy": strategy, "seed": s}))
     return out

@@ -12,20 +12,24 @@ import math
 from pathlib import Path
 from typing import Any
 
+from transformers.utils import logging as hf_logging
+
+from dmc.curriculum import CurriculumSettings
+from dmc.data import load_dataset, load_eval_set
+from dmc.scoring import ScoringSettings
+from dmc.settings import from_dict
+from dmc.students import load_student
+from dmc.training import TrainConfig, distill, train
+from dmc.training.io import RunLog
+
 TRAIN_SUBDIR = "train"
 
 
 def _load_common(payload: dict[str, Any], run_dir: Path):
-    from dmc.data import load_eval_set
-    from dmc.students import load_student
-    from dmc.training import TrainConfig
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # the pilot board is the progress display
     student = load_student(payload["student"], device=payload.get("device", "cpu"))
     evals = load_eval_set(payload["eval"])
-    cfg = TrainConfig.from_dict({**payload["train"], "output_dir": str(run_dir / TRAIN_SUBDIR),
-                                 "seed": int(payload["seed"])})
+    cfg = from_dict(TrainConfig, {**payload["train"], "output_dir": str(run_dir / TRAIN_SUBDIR)})
     return student, evals, cfg
 
 
@@ -50,9 +54,6 @@ def _curve(res, final_accuracy: float) -> list[dict[str, Any]]:
 def sft_pilot(payload: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Train on one JSONL of samples (`payload["data"]`) with the same budget as every other
     pilot, then evaluate. Used by E1 (one candidate dataset) and E2 (a metric's selection)."""
-    from dmc.data import load_dataset
-    from dmc.training import train
-
     student, evals, cfg = _load_common(payload, run_dir)
     data = load_dataset(payload["data"], name=payload.get("name"))
     res = train(student, data, cfg, evals, verifier=payload.get("verifier", "auto"))
@@ -63,20 +64,17 @@ def sft_pilot(payload: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def strategy_pilot(payload: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Train on the whole pool under a data strategy of dmc.training.strategies (E3: ``uniform``,
+    """Train on the whole pool under a data strategy of dmc.curriculum.strategies (E3: ``uniform``,
     ``static-dmc``, ``dynamic-dmc`` ...) for a fixed number of steps, via `dmc.training.distill`.
 
     Returns the final accuracy, the accuracy curve, every mixture decision and, for the dynamic
     curriculum, the DMC of each dataset at each re-score (read back from the run's log.jsonl).
     """
-    from dmc.data import load_dataset
-    from dmc.training import CurriculumSettings, distill
-    from dmc.training.io import RunLog
-
     student, evals, cfg = _load_common(payload, run_dir)
     pool = [load_dataset(path, name=name) for name, path in payload["pool"].items()]
-    settings = CurriculumSettings(**payload["curriculum"])
-    res = distill(pool, student, evals, strategy=payload["strategy"], config=cfg, settings=settings,
+    res = distill(pool, student, evals, strategy=payload["strategy"], config=cfg,
+                  settings=from_dict(CurriculumSettings, payload["curriculum"]),
+                  scoring=from_dict(ScoringSettings, payload["scoring"]), cache_dir=payload.get("cache_dir"),
                   verifier=payload.get("verifier", "auto"))
     out = _final(res)
     out["curve"] = _curve(res, out["accuracy"])

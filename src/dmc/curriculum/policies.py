@@ -4,6 +4,9 @@ Scores are DMC values (range [0, 1], higher = more compatible) or any score orie
 higher is better. A NaN score means "could not be measured": that dataset gets weight 0 for this
 update, and the reason is reported. When every score is NaN the policy keeps the mixture in
 effect and says so (there is nothing to decide on); with no mixture yet it raises.
+
+The weights are computed by dmc.selection.weights (shared with static selection), and policies
+are spelled as there, NAME[:ARG]: `argmax[:DWELL]`, `softmax[:TAU]`, `proportional`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from dmc.selection.weights import (
+    DEFAULT_TAU,
+    TAU,
+    PolicyArg,
+    parse_policy_spec,
+    policy_usage,
+    proportional_weights,
+    softmax_weights,
+    top1,
+    unscored_note,
+)
 
 
 @dataclass
@@ -50,8 +65,12 @@ def _all_nan(names: Sequence[str], s: np.ndarray, current: np.ndarray | None) ->
 
 
 def _nan_note(names: Sequence[str], s: np.ndarray) -> str:
-    bad = [n for n, x in zip(names, s) if not np.isfinite(x)]
-    return f"; unscored (weight 0): {bad}" if bad else ""
+    return unscored_note(dict(zip(names, s.tolist())))
+
+
+def _aligned(names: Sequence[str], weights: Mapping[str, float]) -> list[float]:
+    """Weights in the order of `names`; a name without one (unscored) gets 0."""
+    return [float(weights.get(n, 0.0)) for n in names]
 
 
 class ArgmaxPolicy:
@@ -76,7 +95,7 @@ class ArgmaxPolicy:
             if current is not None:
                 self.dwell += 1
             return _all_nan(names, s, current)
-        best = names[int(np.nanargmax(np.where(np.isfinite(s), s, -np.inf)))]
+        best = top1(dict(zip(names, s.tolist())))  # ties: the dataset listed first
         if self.active is None:
             self.active, self.dwell, reason = best, 1, f"start on {best}"
         elif best != self.active and self.dwell >= self.min_dwell:
@@ -100,20 +119,17 @@ class SoftmaxPolicy:
 
     name = "softmax"
 
-    def __init__(self, tau: float = 0.05):
+    def __init__(self, tau: float = DEFAULT_TAU):
         if not tau > 0:
             raise ValueError(f"softmax temperature tau must be > 0, got {tau}")
         self.tau = float(tau)
 
     def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
         s = _score_vector(names, scores)
-        ok = np.isfinite(s)
-        if not ok.any():
+        if not np.isfinite(s).any():
             return _all_nan(names, s, current)
-        z = np.where(ok, s / self.tau, -np.inf)
-        z = z - z[ok].max()
-        w = np.where(ok, np.exp(z), 0.0)
-        return PolicyDecision((w / w.sum()).tolist(), f"softmax(score/{self.tau:g})" + _nan_note(names, s))
+        w = softmax_weights(dict(zip(names, s.tolist())), self.tau)
+        return PolicyDecision(_aligned(names, w), f"softmax(score/{self.tau:g})" + _nan_note(names, s))
 
     def state_dict(self) -> dict[str, Any]:
         return {"tau": self.tau}
@@ -123,20 +139,17 @@ class SoftmaxPolicy:
 
 
 class ProportionalPolicy:
-    """Weights proportional to the scores (negative scores count as 0)."""
+    """Weights proportional to the scores (negative scores count as 0; uniform over the scored
+    datasets when every score is <= 0)."""
 
     name = "proportional"
 
     def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
         s = _score_vector(names, scores)
-        ok = np.isfinite(s)
-        if not ok.any():
+        if not np.isfinite(s).any():
             return _all_nan(names, s, current)
-        w = np.where(ok, np.clip(s, 0.0, None), 0.0)
-        if w.sum() <= 0:
-            w = ok.astype(np.float64)  # every measured score is 0: no preference among them
-            return PolicyDecision((w / w.sum()).tolist(), "all measured scores are 0: uniform over them" + _nan_note(names, s))
-        return PolicyDecision((w / w.sum()).tolist(), "proportional to score" + _nan_note(names, s))
+        w, why = proportional_weights(dict(zip(names, s.tolist())))
+        return PolicyDecision(_aligned(names, w), why + _nan_note(names, s))
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -145,23 +158,24 @@ class ProportionalPolicy:
         pass
 
 
-POLICIES = ("argmax", "softmax", "proportional")
+GRAMMAR: dict[str, PolicyArg | None] = {
+    "argmax": PolicyArg("DWELL", int, lambda x: x >= 1, "a positive integer (re-scores)", "3"),
+    "softmax": TAU,
+    "proportional": None,
+}
+POLICIES = tuple(GRAMMAR)
+SPELLINGS = tuple(policy_usage(GRAMMAR))  # argmax[:DWELL], softmax[:TAU], proportional
 
 
-def make_policy(spec: str | MixturePolicy, *, min_dwell: int = 2, tau: float = 0.05) -> MixturePolicy:
-    """Build a policy from a name (`argmax`, `softmax`, `proportional`), or pass an instance through.
-
-    `argmax:3` and `softmax:0.1` set `min_dwell` and `tau` inline.
+def make_policy(spec: str | MixturePolicy, *, min_dwell: int = 2, tau: float = DEFAULT_TAU) -> MixturePolicy:
+    """Build a policy from its spelling (`argmax[:DWELL]`, `softmax[:TAU]`, `proportional`), or pass
+    an instance through. Without the inline argument, `min_dwell` / `tau` apply.
     """
     if not isinstance(spec, str):
         return spec
-    name, _, arg = spec.partition(":")
+    name, arg = parse_policy_spec(spec, GRAMMAR, what="mixture policy")
     if name == "argmax":
-        return ArgmaxPolicy(int(arg) if arg else min_dwell)
+        return ArgmaxPolicy(int(arg) if arg is not None else min_dwell)
     if name == "softmax":
-        return SoftmaxPolicy(float(arg) if arg else tau)
-    if name == "proportional":
-        if arg:
-            raise ValueError(f"policy 'proportional' takes no argument, got {spec!r}")
-        return ProportionalPolicy()
-    raise ValueError(f"unknown mixture policy {spec!r}; choose one of {POLICIES}")
+        return SoftmaxPolicy(float(arg) if arg is not None else tau)
+    return ProportionalPolicy()

@@ -3,6 +3,7 @@ reduced scale, write the report and return the headline table. Sized for 2 CPU c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -13,6 +14,8 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
+from dmc.lab import build_lab
+from dmc.report import write_report
 from dmc.validation.protocol import ValidateConfig, ValidationResult, validate
 
 
@@ -61,8 +64,6 @@ class DemoResult:
 
 def _lab(out: Path, family: str, n: int, n_eval: int, seed: int, console: Console) -> tuple[Path, Path]:
     """The lab's pool directory and eval file for `family`, built unless an identical build exists."""
-    from dmc.lab import build_lab
-
     manifest = out / "lab.json"
     fam_dir = out / family
     if manifest.is_file():
@@ -77,14 +78,21 @@ def _lab(out: Path, family: str, n: int, n_eval: int, seed: int, console: Consol
 
 
 def demo_config(scale: DemoScale, workers: int | None = None, seed: int = 0) -> ValidateConfig:
-    return ValidateConfig(
-        experiments=("e1", "e3"),
-        train={"steps": scale.steps, "batch_size": scale.batch_size, "learning_rate": scale.learning_rate,
-               "eval_max_new_tokens": scale.eval_max_new_tokens, "max_length": 384},
-        pilot_samples=scale.n, max_samples=scale.n, seeds=(seed,), n_boot=scale.n_boot,
-        e3_steps=scale.e3_steps, e3_eval_every=scale.e3_eval_every, rescore_every=scale.rescore_every,
-        probe_size=scale.probe_size, target_size=scale.target_size,
-        attempts_max_new_tokens=scale.attempts_max_new_tokens, workers=workers, seed=seed)
+    base = ValidateConfig()
+    scoring = base.scoring.with_seed(seed)
+    return dataclasses.replace(
+        base, experiments=("e1", "e3"),
+        train=dataclasses.replace(base.train, steps=scale.steps, batch_size=scale.batch_size,
+                                  learning_rate=scale.learning_rate, eval_max_new_tokens=scale.eval_max_new_tokens,
+                                  max_length=384),
+        scoring=dataclasses.replace(scoring, max_samples=scale.n,
+                                    attempts=dataclasses.replace(scoring.attempts,
+                                                                 max_new_tokens=scale.attempts_max_new_tokens),
+                                    metric=dataclasses.replace(scoring.metric, n_boot=scale.n_boot)),
+        curriculum=dataclasses.replace(base.curriculum, rescore_every=scale.rescore_every, probe_size=scale.probe_size,
+                                       target_size=scale.target_size),
+        pilot_samples=scale.n, seeds=(seed,), n_boot=scale.n_boot, e3_steps=scale.e3_steps,
+        e3_eval_every=scale.e3_eval_every, workers=workers)
 
 
 def headline_table(result: ValidationResult) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -114,8 +122,6 @@ def run_demo(
     command: str | None = None,
 ) -> DemoResult:
     """Lab → scores → E1 (every pool dataset, one seed) → E3 → report, under OUT/{lab,run,report}."""
-    from dmc.report import write_report
-
     console = console or Console(stderr=True)
     out = Path(out)
     t0 = time.perf_counter()

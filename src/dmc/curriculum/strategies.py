@@ -16,50 +16,57 @@ Static scores come from `dmc.scoring.score` on the untouched student (cached on 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dmc.data.schema import CandidateDataset, EvalItem
-from dmc.training.curriculum import DMCCurriculumCallback, MixtureCurriculum
-from dmc.training.policies import make_policy
+from dmc.metrics import METRICS
+from dmc.scoring import ScoringSettings, score
+from dmc.settings import check, setting, to_dict
+from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum
+from dmc.curriculum.rescore import DMCRescorer
+from dmc.curriculum.policies import make_policy
 
 STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc", "static:<metric>")
 # Bumped when a strategy's behaviour changes, so cached runs made with the old behaviour are not reused
-# (2: dynamic-dmc takes its first mixture from the full initial scores).
-STRATEGY_REVISIONS = {"dynamic-dmc": 2}
+# (2: dynamic-dmc takes its first mixture from the full initial scores; 3: probes and attempted
+# questions drawn by the one seeded ordering of dmc.stats.subsample).
+STRATEGY_REVISIONS = {"dynamic-dmc": 3}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CurriculumSettings:
-    """Settings of the scoring-based strategies (explicit defaults).
+    """Settings of the data strategies (how scores become a mixture, and how the dynamic curriculum
+    re-scores). How the pool is scored is :class:`dmc.scoring.ScoringSettings`."""
 
-    rescore_every / probe_size / policy: the dynamic curriculum (steps between re-scores, samples
-    per dataset in the fixed probe, mixture policy: argmax[:min_dwell], softmax[:tau], proportional).
-    capability_size / target_size: questions attempted per re-score, per dataset (C_D) and from
-    the eval set (C_T). attempt_budget: tokens per re-scoring attempt, "auto" = 1.5 x the longest
-    probe trace, capped by attempt_max_new_tokens (also the budget of static scoring).
-    mix_policy: how `static-dmc-mix` turns DMC into a mixture. score_max_samples: samples per
-    dataset scored for the static strategies (None = all).
-    """
+    rescore_every: int = setting(60, "dynamic-dmc: optimizer steps between re-scores.", min=1)
+    probe_size: int | None = setting(16, "dynamic-dmc: samples per dataset in the fixed probe that is re-scored "
+                                     "(default 16; none = all).", min=1)
+    policy: str = setting("argmax", "dynamic-dmc mixture policy: argmax[:DWELL], softmax[:TAU] or proportional.")
+    capability_size: int | None = setting(8, "dynamic-dmc: probe questions per dataset re-attempted per re-score "
+                                          "(C_D).", min=1)
+    target_size: int | None = setting(32, "dynamic-dmc: target questions re-attempted per re-score (C_T).", min=1)
+    attempt_budget: int | str = setting("auto", "dynamic-dmc: tokens per re-scoring attempt; auto = 1.5 x the "
+                                        "longest probe trace, capped by --attempt-max-new-tokens.")
+    mix_policy: str = setting("softmax", "static-dmc-mix: how DMC becomes a fixed mixture (softmax[:TAU] or "
+                              "proportional).")
 
-    rescore_every: int = 200
-    probe_size: int = 16
-    policy: str = "argmax"
-    capability_size: int | None = 8
-    target_size: int | None = 16
-    attempt_budget: int | str = "auto"
-    attempt_max_new_tokens: int = 256
-    mix_policy: str = "softmax"
-    score_max_samples: int | None = 256
-    cache_dir: str | None = None
+    def __post_init__(self) -> None:
+        check(self)
+        make_policy(self.policy)
+        make_policy(self.mix_policy)
+        if self.attempt_budget != "auto" and not (isinstance(self.attempt_budget, int) and self.attempt_budget >= 1):
+            raise ValueError(f"CurriculumSettings.attempt_budget must be auto or a positive integer, "
+                             f"got {self.attempt_budget!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
@@ -68,8 +75,6 @@ def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
     if strategy in ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc"):
         return strategy, None, None
     if strategy.startswith("static:"):
-        from dmc.metrics import METRICS
-
         parts = strategy.split(":")
         metric = parts[1].replace("-", "_") if len(parts) > 1 else ""
         order = parts[2] if len(parts) > 2 else None
@@ -83,8 +88,6 @@ def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
 
 def best_dataset(values: dict[str, float], metric: str, order: str | None = None) -> tuple[str, str]:
     """The best dataset by `metric` values (NaN excluded) and a note on the direction used."""
-    from dmc.metrics import METRICS
-
     direction = METRICS[metric].direction if metric in METRICS else "higher"
     if order is None:
         order = "min" if direction == "lower" else "max"
@@ -98,17 +101,11 @@ def best_dataset(values: dict[str, float], metric: str, order: str | None = None
     return pick, note
 
 
-def score_pool(pool: Sequence[CandidateDataset], student, eval_items: Sequence[EvalItem] | None, metric: str,
-               settings: CurriculumSettings, seed: int, out_dir: str | Path | None = None):
+def _initial_scores(pool: Sequence[CandidateDataset], student, eval_items: Sequence[EvalItem] | None, metric: str,
+                    scoring: ScoringSettings, cache_dir: str | Path | None, out_dir: str | Path | None):
     """`dmc.scoring.score` of the pool for one metric on the current student (cached on disk)."""
-    from dmc.metrics import MetricSettings
-    from dmc.scoring import score
-    from dmc.stats import AttemptSettings
-
-    return score(list(pool), student, eval_set=list(eval_items) if eval_items else None, metrics=[metric],
-                 max_samples=settings.score_max_samples, settings=MetricSettings(seed=seed),
-                 attempt_settings=AttemptSettings(max_new_tokens=settings.attempt_max_new_tokens),
-                 cache_dir=settings.cache_dir, seed=seed, out_dir=out_dir)
+    return score(list(pool), student, eval_set=list(eval_items) if eval_items else None,
+                 settings=dataclasses.replace(scoring, metrics=(metric,)), cache_dir=cache_dir, out_dir=out_dir)
 
 
 def build_curriculum(
@@ -118,17 +115,22 @@ def build_curriculum(
     *,
     eval_items: Sequence[EvalItem] | None = None,
     settings: CurriculumSettings | None = None,
+    scoring: ScoringSettings | None = None,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
     scores_dir: str | Path | None = None,
 ) -> tuple[MixtureCurriculum, dict[str, Any]]:
     """The curriculum callback for `strategy`, and a JSON-ready record of how it was chosen.
 
-    Scoring strategies score the pool on `student` as it is now (call before training).
+    Scoring strategies score the pool on `student` as it is now (call before training), under
+    `scoring` (its seeds set to `seed`), through the statistics cache in `cache_dir`.
     """
     settings = settings or CurriculumSettings()
+    scoring = (scoring or ScoringSettings()).with_seed(seed)
     kind, metric, order = parse_strategy(strategy)
     names = [d.name for d in pool]
-    info: dict[str, Any] = {"strategy": strategy, "kind": kind, "datasets": names, "settings": settings.to_dict(), "seed": seed}
+    info: dict[str, Any] = {"strategy": strategy, "kind": kind, "datasets": names, "settings": settings.to_dict(),
+                            "scoring": to_dict(scoring), "seed": seed}
     if kind == "uniform":
         return MixtureCurriculum(pool, None, seed=seed, reason="uniform: all candidate rows mixed"), info
     if kind == "random-dataset":
@@ -136,15 +138,11 @@ def build_curriculum(
         info["chosen"] = pick
         return MixtureCurriculum(pool, {pick: 1.0}, seed=seed, reason=f"random-dataset: {pick}"), info
     if kind == "dynamic-dmc":
-        from dmc.stats import AttemptSettings
-        from dmc.training.rescore import DMCRescorer
-
         rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
-                               attempt_budget=settings.attempt_budget, seed=seed,
-                               attempt_settings=AttemptSettings(max_new_tokens=settings.attempt_max_new_tokens, batch_size=64))
+                               attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed)
         # the first mixture comes from DMC over the whole datasets on the untouched student (what
         # static-dmc uses), the later ones from probe re-scores as the student changes
-        report = score_pool(pool, student, eval_items, "dmc", settings, seed, out_dir=scores_dir)
+        report = _initial_scores(pool, student, eval_items, "dmc", scoring, cache_dir, scores_dir)
         col = report.datasets.set_index("dataset")["dmc"]
         initial = {n: float(col.get(n, math.nan)) for n in names}
         info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
@@ -153,7 +151,7 @@ def build_curriculum(
         return cb, info
     metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
     assert metric is not None
-    report = score_pool(pool, student, eval_items, metric, settings, seed, out_dir=scores_dir)
+    report = _initial_scores(pool, student, eval_items, metric, scoring, cache_dir, scores_dir)
     col = report.datasets.set_index("dataset")[metric]
     values = {n: float(col.get(n, math.nan)) for n in names}
     info["scores"] = {metric: {n: (v if math.isfinite(v) else None) for n, v in values.items()}}

@@ -23,7 +23,6 @@ import logging
 import math
 import random
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,12 @@ import torch
 from transformers import TrainerCallback
 
 from dmc.data.schema import CandidateDataset, Sample
-from dmc.training.io import atomic_write_json
-from dmc.training.mixture import MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
-from dmc.training.policies import MixturePolicy, make_policy
+from dmc.curriculum.rescore import DMCRescorer
+from dmc.io import atomic_write_json
+from dmc.stats.subsample import subsample
+from dmc.students import Student
+from dmc.curriculum.mixture import MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
+from dmc.curriculum.policies import MixturePolicy, make_policy
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +47,6 @@ DATASET_COLUMN = "dmc_dataset"
 # rescore_fn(student, probe samples by dataset) -> score per dataset (higher = more compatible; NaN = unmeasured)
 RescoreFn = Callable[[Any, Mapping[str, list[Sample]]], Mapping[str, float]]
 EventSink = Callable[[dict[str, Any]], None]
-
-
-def question_rank(question_hash: str, seed: int) -> int:
-    """A seeded pseudo-random rank of a question (lower = picked first for probes)."""
-    return zlib.crc32(f"{seed}:{question_hash}".encode())
 
 
 def _float_or_nan(v: Any) -> float:
@@ -232,7 +229,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
     subset of each candidate dataset with the current weights and set the mixture by `policy`.
 
     `rescore_fn(student, probes_by_dataset) -> {dataset: score}` (higher = more compatible, NaN =
-    could not be measured) defaults to DMC (range [0, 1]) via `dmc.training.rescore.DMCRescorer`,
+    could not be measured) defaults to DMC (range [0, 1]) via `dmc.curriculum.rescore.DMCRescorer`,
     with `target` as the target questions for the difficulty match. The student passed to it wraps
     the trainer's current model and tokenizer unless `student` is given. Re-scoring runs in eval
     mode under forked RNG states, so it does not perturb the training randomness.
@@ -286,21 +283,11 @@ class DMCCurriculumCallback(MixtureCurriculum):
         """A fixed probe per dataset (so successive scores differ because the student changed, not
         the subset), chosen by question: each dataset takes its samples whose questions rank first
         under a seeded hash, so datasets that answer the same questions probe the same ones and the
-        student's attempts at them are shared."""
-        out: dict[str, list[Sample]] = {}
-        for d in pool:
-            if size is None or size >= len(d):
-                out[d.name] = list(d.samples)
-                continue
-            keys = [(question_rank(s.question_hash, seed), i) for i, s in enumerate(d.samples)]
-            idx = sorted(i for _, i in sorted(keys)[:size])
-            out[d.name] = [d.samples[i] for i in idx]
-        return out
+        student's attempts at them are shared (the subsample `dmc score --max-samples` draws)."""
+        return {d.name: subsample(d.samples, size, seed) for d in pool}
 
     def _resolve_rescore_fn(self) -> RescoreFn:
         if self.rescore_fn is None:
-            from dmc.training.rescore import DMCRescorer
-
             self.rescore_fn = DMCRescorer(target=self.target)
         return self.rescore_fn
 
@@ -310,8 +297,6 @@ class DMCCurriculumCallback(MixtureCurriculum):
             return self.student
         if model is None or processing_class is None:
             raise ValueError("re-scoring needs the trainer's model and tokenizer (processing_class), or pass student=")
-        from dmc.students import Student
-
         tok = getattr(processing_class, "tokenizer", processing_class)
         # A PEFT model's base module already runs the injected adapters; score that plain module.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
