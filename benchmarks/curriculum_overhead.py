@@ -43,7 +43,10 @@ def main() -> None:
     from dmc.data import load_eval_set, load_pool
     from dmc.lab import build_lab
     from dmc.students import load_student
+    import yaml
+
     from dmc.curriculum import CurriculumSettings
+    from dmc.settings import from_dict
     from dmc.training import TrainConfig, distill
 
     torch.set_num_threads(args.threads)
@@ -54,15 +57,16 @@ def main() -> None:
     overrides = {}
     for kv in args.set:
         key, _, value = kv.partition("=")
-        overrides[key] = value if value in ("auto",) or not value.lstrip("-").isdigit() else int(value)
-    settings = CurriculumSettings(cache_dir=str(root / "cache"), **overrides)
+        overrides[key] = yaml.safe_load(value)
+    settings = from_dict(CurriculumSettings, overrides)
     args.steps = args.steps or 3 * settings.rescore_every
 
     def run(strategy: str) -> dict:
         student = load_student(args.student, dtype="float32")
         cfg = TrainConfig(output_dir=str(root / strategy), steps=args.steps, save_model=False)
         t0 = time.perf_counter()
-        res = distill(pool, student, items, strategy=strategy, config=cfg, settings=settings)
+        res = distill(pool, student, items, strategy=strategy, config=cfg, settings=settings,
+                      cache_dir=root / "cache")
         return {"wall": time.perf_counter() - t0, "metrics": res.metrics}
 
     print(f"student {args.student}, family {args.family}: {len(pool)} datasets x {args.n} samples, "

@@ -5,8 +5,9 @@ a student, a pool and its E1 accuracies). A setting's score is its worst Spearma
 testbeds (ties broken by the mean), so that no testbed is overfit; the defaults' row and every
 baseline are printed beside it for comparison.
 
-Usage: python experiments/joint.py chainsum=runs/chainsum/sweep listops-small=runs/lab/sweep/listops-lab-small ...
-       [--top 15] [--metric dmc_v2] [--csv OUT.csv]
+Usage: python experiments/joint.py listops-lab-small=runs/lab/sweep/listops-lab-small ... \
+           chainsum=runs/chainsum16/sweep-joint [--top 15] [--metric dmc_v2] [--csv OUT.csv]
+       (experiments/lab/sweep.sh runs the sweeps and this.)
 """
 
 from __future__ import annotations

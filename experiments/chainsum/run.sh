@@ -1,57 +1,59 @@
 #!/usr/bin/env bash
-# Chain-sum testbed, end to end with the project's own commands (docs/RESULTS.md, "Chain-sum testbed").
-#   1. generate the 10 candidate datasets + eval set with the shared generator (never copied here);
-#   2. score every metric on the untouched student (`dmc score`), in the background;
-#   3. E1: one identical LoRA pilot per dataset (`dmc validate --experiments e1`); the metrics are
-#      not recomputed there (--metrics random,teacher_accuracy needs no forward pass); once step 2
-#      is done, the same E1 again with every metric (cached pilots and statistics: seconds) writes
-#      e1.json and report/ with DMC's correlations;
-#   4. correlate every metric, and every swept DMC setting/version, with the E1 accuracies
-#      offline from the cached tables (experiments/chainsum/sweep.py).
-# Usage: experiments/chainsum/run.sh [RUN_DIR]   (default RUN_DIR=runs/chainsum; a rerun resumes:
-#        statistics and finished pilots are cached)
-# Env: DMC (the dmc command), PY (python), N / N_EVAL / SEED (generator), STEPS, EVAL_TOKENS,
-#      SCORE_SAMPLES (samples per dataset scored), WORKERS (pilot processes), SEEDS (pilot seeds).
+# Chain-sum testbed, end to end: a checked-in config and this one command (docs/RESULTS.md,
+# "Chain-sum testbed"; experiments/README.md lists every experiment).
+#   1. the testbed: `dmc lab build --task chainsum --n 128 --n-eval N_EVAL --seed SEED` into the
+#      directory the config's `pool` and `eval` name (LAB/chainsum/pool, LAB/chainsum/eval.jsonl);
+#   2. `dmc validate --config CONFIG`: every metric on the untouched student (statistics cached in
+#      the config's `cache`), then the E1 pilots; writes e1.json, scores/ and report/ under `out`;
+#   3. every DMC setting of experiments/grid.json against the E1 accuracies, offline from the cached
+#      statistics (sweep.py), into RUN/sweep-joint (RUN: the parent of `out`), and RUN/tables.md.
+# Usage: experiments/chainsum/run.sh [SEED [CONFIG [N_EVAL]]]
+#   SEED    generator seed (default 0)
+#   CONFIG  default experiments/chainsum/validate.yaml for seed 0, experiments/chainsum/validate-gen<SEED>.yaml
+#           otherwise (validate-gen1.yaml: the second draw)
+#   N_EVAL  eval questions (default 96; 64 for validate-16steps.yaml)
+# A rerun resumes: statistics and finished pilots are cached. Nothing outside the repository is read.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-RUN="${1:-$ROOT/runs/chainsum}"
-DMC="${DMC:-$ROOT/.venv/bin/dmc}"
-PY="${PY:-$ROOT/.venv/bin/python}"
-GEN="$ROOT/../shared/testbeds/chainsum.py"
-N="${N:-128}"; N_EVAL="${N_EVAL:-96}"; SEED="${SEED:-0}"
-# Pilot budget: DESIGN.md §8's, 32 steps (two epochs of the 128 rows) on all 96 eval questions;
-# about 65 min for 3 seeds x 10 datasets on 2 CPU cores. The pilots and the metrics' target (C_T)
-# use the first PILOT_EVAL eval questions. STEPS=16 PILOT_EVAL=64 is the cheaper, noisier run.
-STEPS="${STEPS:-32}"; EVAL_TOKENS="${EVAL_TOKENS:-128}"; SCORE_SAMPLES="${SCORE_SAMPLES:-64}"
-PILOT_EVAL="${PILOT_EVAL:-96}"; WORKERS="${WORKERS:-2}"; SEEDS="${SEEDS:-0,1,2}"
+# a path given on the command line, as seen from the repository root (relative when inside it)
+from_root() { local p; case "$1" in /*) p="$1" ;; *) p="$PWD/$1" ;; esac; echo "${p#"$ROOT"/}"; }
+
+SEED="${1:-0}"
+if [ "$SEED" = 0 ]; then CONFIG=experiments/chainsum/validate.yaml; else CONFIG="experiments/chainsum/validate-gen$SEED.yaml"; fi
+[ -z "${2:-}" ] || CONFIG="$(from_root "$2")"
+N_EVAL="${3:-96}"
+N=128  # rows per candidate dataset (DESIGN.md §8); every pilot trains on all of them
+cd "$ROOT"
+DMC=.venv/bin/dmc; [ -x "$DMC" ] || DMC=dmc
+PY=.venv/bin/python; [ -x "$PY" ] || PY=python3
+[ -f "$CONFIG" ] || { echo "config not found: $CONFIG" >&2; exit 2; }
+
+# where the config puts the testbed (LAB) and the run (RUN)
+LOC="$("$PY" - "$CONFIG" <<'EOF'
+import sys
+from pathlib import Path
+from dmc.settings import load_config
+
+c = load_config(sys.argv[1])
+ev, pool, out = Path(c.get("eval") or "."), [Path(p) for p in c.get("pool") or []], c.get("out")
+lab = ev.parent.parent
+if ev.name != "eval.jsonl" or ev.parent.name != "chainsum" or pool != [lab / "chainsum" / "pool"] or not out:
+    sys.exit(f"{sys.argv[1]}: expected pool: [LAB/chainsum/pool], eval: LAB/chainsum/eval.jsonl and an out "
+             "directory (the layout of `dmc lab build --task chainsum --out LAB`)")
+print(lab)
+print(Path(out).parent)
+EOF
+)"
+{ read -r LAB; read -r RUN; } <<<"$LOC"
 mkdir -p "$RUN"
-[ -f "$GEN" ] || { echo "shared generator not found: $GEN" >&2; exit 2; }
 
-# 1. testbed (deterministic for a given seed)
-[ -f "$RUN/data/eval.jsonl" ] || "$PY" "$GEN" "$RUN/data" --n "$N" --n-eval "$N_EVAL" --seed "$SEED"
+# 1. the testbed (deterministic for a seed; rebuilding rewrites the same rows)
+"$DMC" lab build --task chainsum --out "$LAB" --n "$N" --n-eval "$N_EVAL" --seed "$SEED"
 
-head -n "$PILOT_EVAL" "$RUN/data/eval.jsonl" > "$RUN/data/eval-pilot.jsonl"
+# 2. scoring and E1 pilots in one run
+"$DMC" validate --config "$CONFIG"
 
-# 2. all metrics on the untouched student; greedy attempts (K=1) give capability
-"$DMC" score "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl" \
-  --out "$RUN/score" --cache "$RUN/cache" --max-samples "$SCORE_SAMPLES" --max-new-tokens "$EVAL_TOKENS" \
-  --no-progress > "$RUN/score.log" 2>&1 &
-SCORE_PID=$!
-
-# 3. E1: LoRA r16 (alpha 32, all linear layers), lr 1e-3, batch 8, STEPS steps, 128 rows per dataset
-E1=("$DMC" validate "$RUN/data/pool" --student smollm2-135m --eval "$RUN/data/eval-pilot.jsonl"
-    --experiments e1 --lora-r 16 --lr 1e-3 --batch-size 8 --steps "$STEPS" --pilot-samples 128
-    --max-length 256 --eval-max-new-tokens "$EVAL_TOKENS" --seeds "$SEEDS" --workers "$WORKERS"
-    --threads 1 --out "$RUN/validate" --no-progress)
-"${E1[@]}" --metrics random,teacher_accuracy --no-report
-wait "$SCORE_PID"
-
-# 3b. the same E1 with every metric, and its report: pilots and statistics come from the caches
-"${E1[@]}" --max-samples "$SCORE_SAMPLES" --attempts-max-new-tokens "$EVAL_TOKENS" --cache-dir "$RUN/cache"
-
-# 4. offline correlations of every metric and DMC setting/version with the E1 accuracies
-"$PY" "$ROOT/experiments/chainsum/sweep.py" --pool "$RUN/data/pool" --eval "$RUN/data/eval-pilot.jsonl" \
-  --cache "$RUN/cache" --e1 "$RUN/validate/e1.json" --max-samples "$SCORE_SAMPLES" \
-  --attempts-max-new-tokens "$EVAL_TOKENS" --n-boot 1000 --grid "$(cat "$ROOT/experiments/grid.json")" \
-  --out "$RUN/sweep-joint"
-"$PY" "$ROOT/experiments/chainsum/tables.py" "$RUN/sweep-joint" > "$RUN/tables.md"
+# 3. offline correlations of every metric and DMC setting/version with the E1 accuracies
+"$PY" experiments/chainsum/sweep.py --config "$CONFIG" --n-boot 1000 --out "$RUN/sweep-joint"
+"$PY" experiments/chainsum/tables.py "$RUN/sweep-joint" > "$RUN/tables.md"
+echo "done: $RUN/validate (e1.json, report/), $RUN/sweep-joint (sweep.csv, baselines.csv, components.csv), $RUN/tables.md"

@@ -1,35 +1,36 @@
 #!/usr/bin/env bash
-# The lab, both students x both task families, with the project's own commands
-# (docs/RESULTS.md, "Lab"): build the lab once, then for every (family, student) one
-# `dmc validate` run — E1 (one pilot per candidate dataset, SEEDS), E2 (top-1 selection by every
-# metric; it reuses E1's pilots), E3 (uniform / static-dmc / dynamic-dmc, equal steps) — and one
-# report comparing all runs.
-# Usage: experiments/lab/run.sh [RUN_DIR]   (default runs/lab; a rerun resumes: pilots are cached)
-# Env: DMC (the dmc command), FAMILIES, STUDENTS, SEEDS, N / N_EVAL (lab size), STEPS, LR, WORKERS,
-#      EXPERIMENTS (e.g. e1 first: its pilots are reused by a later full run).
+# The lab, both students x both task families (docs/RESULTS.md, "Lab"; experiments/README.md):
+# build the lab once (seed 0: 11 candidate datasets x 192 rows and 96 eval questions per family),
+# then for every (family, student) one `dmc validate --config experiments/lab/validate.yaml` run —
+# E1 (one pilot per candidate dataset and seed), E2 (top-1 selection by every metric; it reuses E1's
+# pilots), E3 (uniform / static-dmc / dynamic-dmc, equal steps) — and one report comparing them.
+# The config holds the whole budget; the runs differ only in pool, eval set, student and run
+# directory, given here on the command line.
+# Usage: experiments/lab/run.sh [RUN_DIR [CONFIG]]   (default runs/lab and experiments/lab/validate.yaml;
+#        a rerun resumes: statistics and pilots are cached). Writes RUN_DIR/data (the lab),
+#        RUN_DIR/cache (statistics), RUN_DIR/<family>-<student>/ (+ .log) and RUN_DIR/report/compare.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-RUN="${1:-$ROOT/runs/lab}"
-DMC="${DMC:-$ROOT/.venv/bin/dmc}"
-FAMILIES="${FAMILIES:-listops arith}"; STUDENTS="${STUDENTS:-lab-small lab-base}"
-SEEDS="${SEEDS:-0,1}"; N="${N:-192}"; N_EVAL="${N_EVAL:-96}"; SEED="${SEED:-0}"
-# The demo's "full" scale (src/dmc/validation/demo.py), with a second seed.
-STEPS="${STEPS:-240}"; LR="${LR:-3e-3}"; WORKERS="${WORKERS:-2}"; EXPERIMENTS="${EXPERIMENTS:-e1,e2,e3}"
+# a path given on the command line, as seen from the repository root (relative when inside it)
+from_root() { local p; case "$1" in /*) p="$1" ;; *) p="$PWD/$1" ;; esac; echo "${p#"$ROOT"/}"; }
+RUN=runs/lab; CONFIG=experiments/lab/validate.yaml
+[ -z "${1:-}" ] || RUN="$(from_root "$1")"
+[ -z "${2:-}" ] || CONFIG="$(from_root "$2")"
+cd "$ROOT"
+DMC=.venv/bin/dmc; [ -x "$DMC" ] || DMC=dmc
+[ -f "$CONFIG" ] || { echo "config not found: $CONFIG" >&2; exit 2; }
 mkdir -p "$RUN"
 
-[ -f "$RUN/data/lab.json" ] || "$DMC" lab build --out "$RUN/data" --n "$N" --n-eval "$N_EVAL" --seed "$SEED"
+[ -f "$RUN/data/lab.json" ] || "$DMC" lab build --out "$RUN/data" --n 192 --n-eval 96 --seed 0
 
 runs=()
-for fam in $FAMILIES; do
-  for st in $STUDENTS; do
+for fam in listops arith; do
+  for st in lab-small lab-base; do
     out="$RUN/$fam-$st"
+    echo "$(date +%H:%M:%S) $fam x $st -> $out (log: $out.log)"
     "$DMC" validate "$RUN/data/$fam/pool" --student "$st" --eval "$RUN/data/$fam/eval.jsonl" --out "$out" \
-      --experiments "$EXPERIMENTS" --seeds "$SEEDS" --steps "$STEPS" --batch-size 16 --lr "$LR" --max-length 384 \
-      --eval-max-new-tokens 96 --attempts-max-new-tokens 96 --pilot-samples "$N" --max-samples "$N" \
-      --e3-steps "$STEPS" --e3-eval-every 60 --rescore-every 60 --probe-size 16 --target-size 24 \
-      --workers "$WORKERS" --no-progress > "$out.log" 2>&1
+      --cache "$RUN/cache" --config "$CONFIG" > "$out.log" 2>&1
     runs+=("$out")
   done
 done
-[ "$EXPERIMENTS" = e1,e2,e3 ] || exit 0
 "$DMC" report "${runs[@]}" --out "$RUN/report" --title "DMC on the lab: 2 students x 2 task families"

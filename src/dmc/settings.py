@@ -133,6 +133,11 @@ def _coerce(name: str, tp: Any, v: Any) -> Any:
             return v
         if t is float and (_is_int(v) or isinstance(v, float)):
             return float(v)
+        if t is float and isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(v)
+            except ValueError:
+                pass
         if t is str and isinstance(v, str):
             return v
         if t is Path and isinstance(v, (str, Path)):

@@ -32,6 +32,12 @@ from dmc.data.schema import EvalItem
 from dmc.grading import grade_many, normalize_text, parse_number
 from dmc.students.generation import generate
 from dmc.io import atomic_write
+from dmc.settings import Spec
+
+# Declared once, used by `dmc eval` and by training's periodic and final evaluations.
+EVAL_MAX_NEW_TOKENS = Spec("Generation budget per eval answer.", default=256, flag="--eval-max-new-tokens", min=1)
+EVAL_BATCH_SIZE = Spec("Questions per eval generation batch.", default=16, flag="--eval-batch-size", result=False,
+                       min=1)
 
 
 @dataclass
@@ -150,8 +156,8 @@ def evaluate(
     k: int = 1,
     temperature: float = 0.0,
     top_p: float = 1.0,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
+    max_new_tokens: int = EVAL_MAX_NEW_TOKENS.default,
+    batch_size: int = EVAL_BATCH_SIZE.default,
     verifier: str = "auto",
     seed: int = 0,
     out_dir: str | Path | None = None,

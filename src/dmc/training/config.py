@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 
+from dmc.evaluation import EVAL_BATCH_SIZE, EVAL_MAX_NEW_TOKENS
 from dmc.settings import SEED, check, from_dict, setting, to_dict
 from dmc.students.loading import native_bf16
 
@@ -42,8 +43,8 @@ class TrainConfig:
     eval_every: int = setting(0, "Evaluate every N steps (0: only at the end).", min=0)
     eval_limit: int | None = setting(None, "Questions used by the periodic evaluations (default: all; the final "
                                      "one uses all).", min=1)
-    eval_max_new_tokens: int = setting(256, "Generation budget per eval answer.", min=1)
-    eval_batch_size: int = setting(16, "Questions per eval generation batch.", result=False, min=1)
+    eval_max_new_tokens: int = EVAL_MAX_NEW_TOKENS.field()
+    eval_batch_size: int = EVAL_BATCH_SIZE.field()
     save_every: int = setting(0, "Checkpoint every N steps (0: none; needed to resume).", result=False, min=0)
     save_total_limit: int | None = setting(2, "Checkpoints kept.", result=False, min=1)
     logging_steps: int = setting(1, "Steps between training-loss log lines.", result=False, min=1)

@@ -149,7 +149,7 @@ def test_eval_cli(tiny_student_factory, tmp_path):
     ev = tmp_path / "eval.jsonl"
     ev.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "gold": str(i + 1)}) + "\n" for i in range(3)))
     r = CliRunner().invoke(app, ["eval", "--student", str(tmp_path / "student"), "--eval", str(ev), "--out",
-                                 str(tmp_path / "out"), "--max-new-tokens", "8", "--k", "2", "--temperature", "1.0"])
+                                 str(tmp_path / "out"), "--eval-max-new-tokens", "8", "--eval-k", "2", "--eval-temperature", "1.0"])
     assert r.exit_code == 0, r.output
     assert "accuracy (greedy pass@1)" in r.output and "pass@2" in r.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

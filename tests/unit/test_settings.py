@@ -14,6 +14,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from dmc.cli import app
+from dmc.cli.evaluate import EvalCommand
 from dmc.cli.options import _kind, _show, command, options
 from dmc.cli.score import ScoreCommand
 from dmc.cli.stats import StatsCommand
@@ -29,7 +30,7 @@ from dmc.validation import ValidateConfig
 from dmc.validation.protocol import eval_settings
 
 COMMANDS = {"score": ScoreCommand, "stats": StatsCommand, "validate": ValidateCommand, "distill": DistillCommand,
-            "train": TrainCommand}
+            "train": TrainCommand, "eval": EvalCommand}
 SETTINGS = [TokenStatsSettings, AttemptSettings, MetricSettings, ScoringSettings, TrainConfig, CurriculumSettings,
             ValidateConfig]
 
@@ -71,6 +72,10 @@ def test_validate_reaches_the_metric_and_curriculum_settings():
     assert set(opts["--seed"]) == {"validate.train.seed", "validate.scoring.seed", "validate.scoring.attempts.seed",
                                    "validate.scoring.metric.seed"}
     assert set(opts["--verifier"]) == {"validate.scoring.attempts.verifier", "validate.scoring.metric.verifier"}
+    # training's evaluations and `dmc eval` share one declaration of the eval budget
+    assert options(EvalCommand, EvalCommand())[[o.flag for o in options(EvalCommand, EvalCommand())].index(
+        "--eval-max-new-tokens")].spec == next(o.spec for o in options(DistillCommand, DistillCommand())
+                                               if o.flag == "--eval-max-new-tokens")
     distill = {o.flag: o.paths for o in options(DistillCommand, DistillCommand())}
     assert distill["--sigma"] == ["scoring.metric.sigma"] and distill["--policy"] == ["curriculum.policy"]
 

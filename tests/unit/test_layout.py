@@ -4,6 +4,8 @@ import cycle between them, and imports sit at module top where the graph can be 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import dmc
@@ -95,3 +97,30 @@ def test_no_import_cycle_between_modules():
 def test_dmc_imports_sit_at_module_top():
     inside = [f"{mod}:{line} imports {target}" for mod, target, line, in_func in _imports() if in_func]
     assert not inside, "\n".join(inside)
+
+
+def test_dmc_help_lists_every_command_without_importing_torch():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom dmc.cli import app\n"
+            "r = CliRunner().invoke(app, ['--help'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "print(r.output)\nprint('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("False False")
+    from dmc.cli.app import COMMANDS
+
+    for name in COMMANDS:
+        assert f" {name} " in out.stdout, name
+
+
+def test_every_listed_command_is_registered_by_its_module():
+    import importlib
+
+    import typer
+
+    from dmc.cli.app import COMMANDS, app
+
+    for name, (module, _) in COMMANDS.items():
+        importlib.import_module(module)
+        assert name in typer.main.get_group(app).commands, f"{module} does not register `dmc {name}`"
+    assert set(typer.main.get_group(app).commands) == set(COMMANDS), "add the command to dmc.cli.app.COMMANDS"
