@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from dmc.data import load_eval_set, load_pool
+from dmc.data import FieldMap, load_eval_set, load_pool
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.metrics import MetricSettings, ScoreReport, get_metrics, score_tables
 from dmc.metrics.context import Grader
@@ -109,16 +109,16 @@ def named(ds: CandidateDataset) -> CandidateDataset:
                             n_rejected=ds.n_rejected)
 
 
-def load_inputs(datasets: Any) -> list[CandidateDataset]:
-    """Candidate datasets from paths (dmc.data.load_pool) or CandidateDataset objects, named and
-    with distinct names."""
+def load_inputs(datasets: Any, fields: FieldMap | None = None) -> list[CandidateDataset]:
+    """Candidate datasets from paths (dmc.data.load_pool, reading columns under ``fields``) or
+    CandidateDataset objects, named and with distinct names."""
     if isinstance(datasets, (CandidateDataset, str, Path)):
         datasets = [datasets]
     items = list(datasets)
     if items and all(isinstance(d, CandidateDataset) for d in items):
         pool = items
     elif items and all(isinstance(d, (str, Path)) for d in items):
-        pool = load_pool(items)
+        pool = load_pool(items, fields=fields)
     else:
         raise TypeError("datasets must be paths or CandidateDataset objects (not a mix)")
     if not pool:
@@ -130,12 +130,13 @@ def load_inputs(datasets: Any) -> list[CandidateDataset]:
     return [named(d) for d in pool]
 
 
-def load_targets(eval_set: str | Path | Sequence[EvalItem] | None) -> tuple[list[EvalItem] | None, str | None]:
+def load_targets(eval_set: str | Path | Sequence[EvalItem] | None,
+                 fields: FieldMap | None = None) -> tuple[list[EvalItem] | None, str | None]:
     """(eval items, where they came from) for an eval file, EvalItems or None."""
     if eval_set is None:
         return None, None
     if isinstance(eval_set, (str, Path)):
-        return load_eval_set(eval_set), str(eval_set)
+        return load_eval_set(eval_set, fields=fields), str(eval_set)
     return list(eval_set), "<in memory>"
 
 
@@ -234,6 +235,7 @@ def score(
     dtype: str = "auto",
     progress: bool = False,
     grader: Grader | None = None,
+    fields: FieldMap | None = None,
 ) -> ScoreReport:
     """Scores candidate datasets for ``student`` and returns a :class:`~dmc.metrics.ScoreReport`.
 
@@ -246,7 +248,8 @@ def score(
     pass; capability needs the student's attempts).
     cache_dir: the statistics cache (default ``out_dir/cache`` when out_dir is given, else
     :func:`default_cache_dir`); use_cache=False disables it.
-    out_dir: also write samples.parquet, datasets.json and datasets.csv there.
+    out_dir: also write samples.parquet, datasets.json and datasets.csv there. fields: the
+    column names of the files (dmc.data.FieldMap).
     """
     settings = settings or ScoringSettings()
     if metrics is not None:
@@ -255,9 +258,9 @@ def score(
         settings = dataclasses.replace(settings, max_samples=max_samples)
     if seed is not None:
         settings = settings.with_seed(seed)
-    full_pool = load_inputs(datasets)
+    full_pool = load_inputs(datasets, fields)
     pool = [subsample(d, settings.max_samples, settings.seed) for d in full_pool]
-    targets, eval_source = load_targets(eval_set)
+    targets, eval_source = load_targets(eval_set, fields)
     stud = load_student(student, device=device, dtype=dtype) if isinstance(student, (str, Path)) else student
     if cache_dir is None:
         cache_dir = Path(out_dir) / "cache" if out_dir is not None else default_cache_dir()

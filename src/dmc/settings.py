@@ -54,7 +54,10 @@ class Spec:
     help: one line for --help and the docs. result: the setting changes results (so it belongs in
     cache keys). flag: the CLI flag (default: --field-name); a bool flag gets a --no- form.
     choices / min / max: checked by :func:`check` (and shown in --help). cli: False keeps the
-    setting out of the command line (still settable from config files and Python).
+    setting out of the command line (still settable from config files and Python). positional:
+    the command's argument rather than an option. path: how a command checks a path before any
+    work starts ("in": it exists; "out_dir": it is not a file; "out_file": it is not a directory).
+    repeat: a list option given once per value rather than comma-separated.
     """
 
     help: str
@@ -65,6 +68,8 @@ class Spec:
     max: float | None = None
     cli: bool = True
     positional: bool = False
+    path: str | None = None  # "in": must exist; "out_dir" / "out_file": must not be a file / a directory
+    repeat: bool = False  # a list option given once per value (--field a=b --field c=d)
     default: Any = UNSET
     default_factory: Any = UNSET
 
@@ -80,9 +85,11 @@ class Spec:
 
 def setting(default: Any = UNSET, help: str = "", *, result: bool = True, flag: str | None = None,
             choices: tuple[Any, ...] | None = None, min: float | None = None, max: float | None = None,
-            cli: bool = True, positional: bool = False, default_factory: Any = UNSET) -> Any:
+            cli: bool = True, positional: bool = False, path: str | None = None, repeat: bool = False,
+            default_factory: Any = UNSET) -> Any:
     """A dataclass field declared with its default, help and role (see :class:`Spec`)."""
-    return Spec(help, result, flag, choices, min, max, cli, positional, default, default_factory).field()
+    return Spec(help, result, flag, choices, min, max, cli, positional, path, repeat, default,
+                default_factory).field()
 
 
 def spec_of(f: dataclasses.Field) -> Spec:

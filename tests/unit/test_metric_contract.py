@@ -29,6 +29,7 @@ from test_metrics_helpers import FakeGrader, attempts_table, pool, sample, token
 from dmc.data.schema import Sample
 from dmc.metrics import METRICS, MetricSettings, ScoreReport, directions_footer, score_tables
 from dmc.metrics.base import Direction
+from dmc.metrics.baselines import IFD_FILTER_REASON
 from dmc.stats.tables import ATTEMPTS_SCHEMA, TOKENS_SCHEMA
 
 ALL = list(METRICS)
@@ -70,15 +71,16 @@ class Tables:
 
 
 def dataset(name: str, ks: range | list[int], *, content_rank: int = 1, rank: int | None = None,
-            logprob: float = -1.0, noq: float | None = -1.0, wrong: bool = False, gold: bool = True,
+            logprob: float = -1.0, noq: float | None = -2.0, wrong: bool = False, gold: bool = True,
             grades: tuple[str, ...] | None = ("correct", "wrong"), tokens: bool = True,
             truncated: bool = False) -> Tables:
     """One candidate dataset: a sample per k (question k, its trace), its tokens rows and attempts.
 
     content_rank: rank of the two novel numbers (every other token has rank 1); rank: every token's
     rank instead. logprob: every token's log-prob; noq: the question-free pass's (first token NaN,
-    as the real pass has no prediction there; None = no such pass). grades: the student's attempts
-    on each question (None = no attempts). tokens=False: no tokens row at all.
+    as the real pass has no prediction there; None = no such pass; the defaults give IFD 0.5, below
+    the IFD filter's 1). grades: the student's attempts on each question (None = no attempts).
+    tokens=False: no tokens row at all.
     """
     t = Tables()
     for k in ks:
@@ -151,15 +153,16 @@ def _check_reasons(rep: ScoreReport, name: str) -> None:
 
 
 def rich_tables() -> Tables:
-    """Every ingredient varies: ranks, log-probs (IFD above and below 1), wrong, truncated, no-gold
-    traces, unscored samples, pass rates 0 to 1; so values spread over each metric's range."""
+    """Every ingredient varies: ranks, log-probs (IFD above 1, filtered by default, and below), wrong,
+    truncated, no-gold traces, unscored samples, pass rates 0 to 1; so values spread over each
+    metric's range."""
     return _tables(
         dataset("A", [1, 2, 3], content_rank=1, logprob=-0.4, noq=-1.2, grades=("correct", "correct")),
         dataset("A", [4], content_rank=3, logprob=-2.0, noq=-0.5, wrong=True, grades=("correct", "wrong")),
         dataset("B", [5, 6], rank=7, logprob=-3.0, noq=-2.0, grades=("wrong", "wrong", "ungradable")),
         dataset("B", [7], content_rank=150, logprob=-1.5, noq=None, truncated=True, grades=("correct", "wrong")),
         dataset("B", [8], gold=False, grades=("wrong", "correct", "correct")),
-        dataset("C", [9, 11, 12], content_rank=2, logprob=-0.05, noq=-0.05, grades=None),
+        dataset("C", [9, 11, 12], content_rank=2, logprob=-0.05, noq=-0.1, grades=None),
         dataset("C", [13], tokens=False, grades=("correct",)),
         dataset("C", [14, 15], content_rank=1, logprob=-0.7, noq=-3.0, wrong=True, grades=("wrong", "correct")),
     )
@@ -203,7 +206,14 @@ def test_rich_case_values_span_the_ranges():
     """The range check above is not vacuous: the rich case reaches into each metric's range."""
     rep = _score(rich_tables(), None, RICH_SETTINGS)
     s = rep.samples
-    assert s["ifd"].max() > 1.0 and s["ifd"].min() < 1.0  # IFD crosses 1 (range [0, inf))
+    # IFD >= 1 (A's k=4, B's k=5, 6) is filtered by default: NaN with the reason; unfiltered, IFD crosses 1
+    for name in ("ifd", "ifd_ppl"):
+        assert s[name].max() < 1.0 and (s[f"{name}_reason"] == IFD_FILTER_REASON).sum() == 3
+    unfiltered = _score(rich_tables(), ["ifd", "ifd_ppl"], MetricSettings(epsilon=0.3, n_boot=200, ifd_filter=False))
+    for name in ("ifd", "ifd_ppl"):
+        u = unfiltered.samples[name]
+        assert u.max() > 1.0 and u.min() < 1.0 and _check_ranges(unfiltered, name) >= 12  # range [0, inf)
+        _check_reasons(unfiltered, name)
     assert s["mean_logprob"].max() == pytest.approx(-0.05) and s["mean_logprob"].min() == pytest.approx(-3.0)
     # RSR: C's rank-2 traces, 4 content tokens of rank 2 + 11 of rank 1 over 15 * 0.05 nats
     assert s["rsr"].max() == pytest.approx(19 / 0.75) and s["rsr"].min() < 1.0
@@ -273,10 +283,20 @@ def _rsr_case() -> DirectionCase:
     return DirectionCase(t, "GOOD", "BAD", {"GOOD": 1.0, "BAD": 4.0})
 
 
+def _ifd_tables() -> Tables:
+    # Cherry LLM and Superfiltering keep samples with IFD < 1 and select the highest: GOOD's question
+    # helps a little (NLL 0.8 with it, 1 without), BAD's a lot (0.5 vs 1)
+    return _tables(dataset("GOOD", [1, 2], logprob=-0.8, noq=-1.0), dataset("BAD", [3, 4], logprob=-0.5, noq=-1.0))
+
+
 def _ifd_case() -> DirectionCase:
-    # IFD = NLL(y|x) / NLL(y): GOOD's question does not help (2 / 1), BAD's helps a lot (0.5 / 1)
-    t = _tables(dataset("GOOD", [1, 2], logprob=-2.0, noq=-1.0), dataset("BAD", [3, 4], logprob=-0.5, noq=-1.0))
-    return DirectionCase(t, "GOOD", "BAD", {"GOOD": 2.0, "BAD": 0.5})
+    # IFD = mean NLL(y|x) / mean NLL(y)
+    return DirectionCase(_ifd_tables(), "GOOD", "BAD", {"GOOD": 0.8, "BAD": 0.5})
+
+
+def _ifd_ppl_case() -> DirectionCase:
+    # PPL(y|x) / PPL(y) = exp(mean NLL(y|x) - mean NLL(y))
+    return DirectionCase(_ifd_tables(), "GOOD", "BAD", {"GOOD": math.exp(-0.2), "BAD": math.exp(-0.5)})
 
 
 def _mean_logprob_case() -> DirectionCase:
@@ -294,7 +314,8 @@ DIRECTION_CASES: dict[str, dict[str, Callable[[], DirectionCase]]] = {
     "dmc": {"rank-1 content beats rank-2": _alignment_case, "matched difficulty beats easy": _difficulty_case_v1},
     "dmc_v2": {"rank-1 content beats rank-2": _alignment_case, "matched difficulty beats easy": _difficulty_case_v2},
     "rsr": {"low rank beats high rank": _rsr_case},
-    "ifd": {"question-independent beats question-predicted": _ifd_case},
+    "ifd": {"harder to follow (IFD nearer 1) beats question-predicted": _ifd_case},
+    "ifd_ppl": {"harder to follow (ratio nearer 1) beats question-predicted": _ifd_ppl_case},
     "mean_logprob": {"familiar beats surprising": _mean_logprob_case},
     "teacher_accuracy": {"correct beats wrong": _teacher_accuracy_case},
     "length": {},
@@ -356,7 +377,7 @@ def test_metrics_with_a_direction_have_cases_and_none_have_none():
 
 def _nan_case(missing: str) -> Tables:
     """Dataset OK has every ingredient; dataset X lacks the one named."""
-    ok = dataset("OK", [1, 2, 3], content_rank=1, logprob=-0.5, noq=-1.0)
+    ok = dataset("OK", [1, 2, 3], content_rank=1, logprob=-0.5, noq=-1.0)  # IFD 0.5: kept by the filter
     x = {
         "no tokens row": lambda: dataset("X", [4, 5, 6], tokens=False),
         "no gold": lambda: dataset("X", [4, 5, 6], gold=False),
@@ -368,6 +389,8 @@ def _nan_case(missing: str) -> Tables:
 
 MISSING = ("no tokens row", "no gold", "no attempts", "no question-free pass")
 _NO_CAP = "no capability (no gradable attempts on these questions)"
+_IFD_NAN = {"no tokens row": ("no token statistics", "no sample with a question-free pass"),
+            "no question-free pass": ("no question-free pass", "no sample with a question-free pass")}
 _DMC_NAN = {
     "no tokens row": ("no token statistics", "no sample with known quality and alignment"),
     "no gold": ("no gold", "no sample with known quality and alignment"),
@@ -379,8 +402,8 @@ NAN_EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
     "dmc": _DMC_NAN,
     "dmc_v2": _DMC_NAN,
     "rsr": {"no tokens row": ("no token statistics", "no sample with token statistics")},
-    "ifd": {"no tokens row": ("no token statistics", "no sample with a question-free pass"),
-            "no question-free pass": ("no question-free pass", "no sample with a question-free pass")},
+    "ifd": _IFD_NAN,
+    "ifd_ppl": _IFD_NAN,
     "mean_logprob": {"no tokens row": ("no token statistics", "no sample with token statistics")},
     "length": {"no tokens row": ("no token statistics", "no sample with token statistics")},
     "teacher_accuracy": {"no gold": ("no gold", "no sample with known quality")},

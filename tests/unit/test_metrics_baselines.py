@@ -15,7 +15,8 @@ def _two_samples():
     a = sample("d", "a", "Q one?", "so it is", "1")  # 3 toy tokens, no answer -> q = 0
     b = sample("d", "b", "Q two?", "ok go", "2")  # 2 toy tokens
     rows = [
-        token_row(a, rank=[1, 3, 200], logprob=[-0.5, -1.0, -2.5], logprob_noq=[-4.0, -4.0]),
+        # the question-free pass has no prediction for the first token (NaN), as without a BOS
+        token_row(a, rank=[1, 3, 200], logprob=[-0.5, -1.0, -2.5], logprob_noq=[float("nan"), -4.0, -4.0]),
         token_row(b, rank=[2, 2], logprob=[-1.0, -1.0]),
     ]
     return [a, b], tokens_table(rows)
@@ -37,13 +38,14 @@ def test_ifd_mean_logprob_length():
     s, toks = _two_samples()
     rep = score_tables(pool(*s), toks, None, metrics=["ifd", "mean_logprob", "length"], grader=FakeGrader())
     per = rep.samples.set_index("sample_id")
-    assert per.loc["a", "ifd"] == pytest.approx((4.0 / 3) / 4.0)
+    # both means over the same tokens, all but the first: (1.0 + 2.5) / 2 over (4 + 4) / 2
+    assert per.loc["a", "ifd"] == pytest.approx(1.75 / 4.0)
     assert math.isnan(per.loc["b", "ifd"]) and per.loc["b", "ifd_reason"] == "no question-free pass"
     assert per.loc["a", "mean_logprob"] == pytest.approx(-4.0 / 3)
     assert per.loc["b", "mean_logprob"] == pytest.approx(-1.0)
     assert per["length"].tolist() == [3.0, 2.0]
     d = rep.datasets.iloc[0]
-    assert d["ifd"] == pytest.approx(1 / 3)  # mean over samples with a question-free pass
+    assert d["ifd"] == pytest.approx(1.75 / 4.0)  # mean over samples with a question-free pass
     assert d["mean_logprob"] == pytest.approx((-4.0 / 3 - 1.0) / 2)
     assert d["length"] == pytest.approx(2.5)
     assert d["nan_reasons"] == {"ifd": {"no question-free pass": 1}}

@@ -37,6 +37,7 @@ def test_write_read_round_trip(tmp_path, report):
     assert list(back.datasets["dataset"]) == list(report.datasets["dataset"])
     assert back.datasets.loc[1, "nan_reasons"] == {"dmc": {"no gold": 1}, "dmc_v2": {"no gold": 1},
                                                    "ifd": {"no question-free pass": 2},
+                                                   "ifd_ppl": {"no question-free pass": 2},
                                                    "teacher_accuracy": {"no gold": 1}}
     assert back.samples["m"].equals(report.samples["m"])
     assert back.meta["student"]["fingerprint"] == "fp-123"
@@ -50,7 +51,7 @@ def test_every_file_is_stamped(tmp_path, report):
     assert doc["meta"]["settings"]["epsilon"] == 1.0 and doc["meta"]["settings"]["sigma"] == 0.25
     assert doc["datasets"][0]["ifd"] is None
     pmeta = json.loads(pq.read_schema(tmp_path / "samples.parquet").metadata[b"dmc"])
-    assert pmeta["student"]["fingerprint"] == "fp-123" and pmeta["metrics"]["ifd"]["version"] == "ifd-v1"
+    assert pmeta["student"]["fingerprint"] == "fp-123" and pmeta["metrics"]["ifd"]["version"] == "ifd-v2"
     csv = pd.read_csv(tmp_path / "datasets.csv")
     assert set(csv["student_fingerprint"]) == {"fp-123"}
     assert json.loads(csv.loc[0, "metric_versions"])["dmc"] == "dmc-v1.1"

@@ -52,7 +52,8 @@ def test_cli_defaults_are_the_dataclass_defaults(name):
         p = params[o.name]
         for path in o.paths:  # every field one flag sets has the same default
             assert _get(default, path) == o.default, (name, path)
-        if o.spec.positional:
+        if o.spec.positional or o.spec.repeat:  # given once per value; none given = the empty default
+            assert p.default in (None, ()) and o.default == (), (name, o.flag)
             continue
         shown = o.default if _kind(o.type) == "plain" or o.default is None else _show(o.default)
         assert p.default == shown, f"dmc {name} {o.flag}: CLI default {p.default!r} != dataclass default {shown!r}"
@@ -223,8 +224,8 @@ def test_config_file_then_command_line(tmp_path: Path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--name", "c"], "_Toy.name must be one of a, b"),
-    (["--width", "-1"], "_Inner.width must be >= 0"),
+    (["--name", "c"], "--name must be one of a, b"),
+    (["--width", "-1"], "--width must be >= 0"),
     (["--sizes", "1,x"], "--sizes: expected comma-separated int values"),
     (["--config", "nope.yaml"], "config file nope.yaml does not exist"),
 ])
@@ -255,3 +256,16 @@ def test_result_fields_are_nested():
     rf = result_fields(ValidateConfig())
     assert "workers" not in rf and "logging_steps" not in rf["train"] and "batch_tokens" not in rf["scoring"]["tokens"]
     assert rf["scoring"]["metric"]["epsilon"] == 1.0 and is_dataclass(ValidateConfig().train)
+
+
+def test_ctrl_c_says_how_to_resume():
+    def interrupted(settings):
+        raise KeyboardInterrupt
+
+    toy = typer.Typer()
+    command(toy, "toy", _Toy, interrupted, help="A toy.")
+    toy.command("other")(lambda: None)
+    r = CliRunner().invoke(toy, ["toy"])
+    assert r.exit_code == 130
+    assert "interrupted: finished work is kept; run the same command again to resume" in r.stderr
+    assert "Traceback" not in r.stderr

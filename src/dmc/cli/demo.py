@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import shlex
 import sys
-from pathlib import Path
+from dataclasses import dataclass
 
-import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from transformers.utils import logging as hf_logging
+
 from dmc.cli.app import app
+from dmc.cli.options import command, fail
+from dmc.cli.score import USER_ERRORS, error_text
+from dmc.settings import SEED, setting
 from dmc.demo import fmt_value, run_demo
 from dmc.lab import TASK_FAMILIES
 from dmc.validation.correlation import fmt_rho
@@ -21,36 +25,32 @@ SHORT = {"dmc": "DMC", "rsr": "RSR", "ifd": "IFD", "mean_logprob": "logp", "leng
          "teacher_accuracy": "teach", "student_fail_rate": "fail", "random": "rand"}
 
 
-def _quiet_hub_bars() -> None:
-    """transformers' per-file load/save bars would scroll through the live pilot display."""
-    from transformers.utils import logging as hf_logging
+@dataclass(frozen=True)
+class DemoCommand:
+    """`dmc demo`: the lab end to end, at one of two scales."""
 
-    hf_logging.disable_progress_bar()
+    out: str = setting("dmc-out/demo", "Output directory: lab/, run/ (results and pilot cache), report/.",
+                       result=False, path="out_dir")
+    fast: bool = setting(False, "Smaller lab and budgets (about half the time).")
+    family: str = setting("listops", "Lab task family.", choices=tuple(TASK_FAMILIES))
+    student: str = setting("lab-small", "Student (a lab student name, or any student spec).", result=False)
+    workers: int | None = setting(None, "Pilot processes (default: min(2, cores)).", result=False, min=1)
+    seed: int = SEED.field()
+    progress: bool = setting(True, "Live display of the pilots.", result=False)
 
 
-@app.command("demo")
-def demo_cmd(
-    out: Path = typer.Option(Path("dmc-out/demo"), "--out", help="Output directory: lab/, run/ (results and pilot cache), report/."),
-    fast: bool = typer.Option(False, "--fast", help="Smaller lab and budgets (about half the time)."),
-    family: str = typer.Option("listops", "--family", help="Lab task family (listops, arith)."),
-    student: str = typer.Option("lab-small", "--student", help="Student (a lab student name, or any student spec)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Pilot processes (default: min(2, cores))."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the lab, the subsamples and the pilots."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live display of the pilots."),
-) -> None:
+def run_demo_cmd(c: DemoCommand) -> None:
     """Build the lab, score its pool with a lab student, run E1 and E3 at a reduced scale, write the
     report and print the headline table. Rerunning reuses every finished step."""
-    if family not in TASK_FAMILIES:
-        raise typer.BadParameter(f"unknown family {family!r}; known: {', '.join(TASK_FAMILIES)}", param_hint="--family")
     err = Console(stderr=True)
-    _quiet_hub_bars()
-    command = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    hf_logging.disable_progress_bar()  # transformers' per-file bars would scroll through the pilot display
+    command_line = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        res = run_demo(out, fast=fast, family=family, student=student, workers=workers, seed=seed, progress=progress,
-                       console=err, command=command)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        res = run_demo(c.out, fast=c.fast, family=c.family, student=c.student, workers=c.workers, seed=c.seed,
+                       progress=c.progress, console=err, command=command_line)
+    except USER_ERRORS as e:
+        fail(error_text(e))
+    family, student = c.family, c.student
 
     # Short headers and compact numbers; the legend below names each metric. The console is made as
     # wide as the table needs, so a narrow terminal wraps lines instead of cutting cells.
@@ -95,3 +95,12 @@ def demo_cmd(
         console.print(s)
     console.print(f"report: {res.report_html}  (Markdown: {res.report_md})")
     console.print(f"elapsed: {res.seconds:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in res.timings.items())})")
+
+
+command(app, "demo", DemoCommand, run_demo_cmd, help="""Build the lab, score its pool with a lab student, run E1 and
+E3 at a reduced scale, write the report and print the headline table. Rerunning reuses every finished step.
+
+Example:
+
+    dmc demo --out dmc-out/demo --fast
+""")

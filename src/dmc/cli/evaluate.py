@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dmc.cli.app import app
-from dmc.cli.options import DEVICE, DTYPE, STUDENT, command, fail
+from dmc.cli.options import DEVICE, DTYPE, FIELDS, STUDENT, command, fail, field_map
 from dmc.cli.score import USER_ERRORS, error_text, require
 from dmc.data import load_eval_set
 from dmc.evaluation import EVAL_BATCH_SIZE, EVAL_MAX_NEW_TOKENS, evaluate, summary_rows
@@ -32,8 +32,11 @@ class EvalCommand:
     """`dmc eval`: which student on which eval set, and how answers are sampled and graded."""
 
     student: str | None = STUDENT.field()
-    eval: str | None = setting(None, "Eval set (questions with gold answers). Required.", result=False)
-    out: str | None = setting(None, "Write per_question.parquet/.jsonl and summary.json here.", result=False)
+    eval: str | None = setting(None, "Eval set (questions with gold answers). Required.", result=False,
+                               path="in")
+    fields: tuple[str, ...] = FIELDS.field()
+    out: str | None = setting(None, "Write per_question.parquet/.jsonl and summary.json here.", result=False,
+                              path="out_dir")
     k: int = setting(1, "Samples per question for pass@k and maj@k (1 = greedy only).", flag="--eval-k", min=1)
     temperature: float = setting(0.7, "Sampling temperature of the k samples (greedy pass@1 is always computed).",
                                  flag="--eval-temperature", min=0.0)
@@ -52,7 +55,7 @@ def run_eval(c: EvalCommand) -> None:
     require(c.eval, "--eval")
     console = Console()
     try:
-        items = load_eval_set(c.eval)[: c.limit]
+        items = load_eval_set(c.eval, fields=field_map(c.fields))[: c.limit]
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
         res = evaluate(stud, items, k=c.k, temperature=c.temperature if c.k > 1 else 0.0, top_p=c.top_p,
                        max_new_tokens=c.max_new_tokens, batch_size=c.batch_size, verifier=c.verifier, seed=c.seed,

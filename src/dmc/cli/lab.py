@@ -5,50 +5,75 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
 from dmc.cli.app import app
+from dmc.cli.options import command
+from dmc.cli.score import require
+from dmc.settings import SEED, setting
 from dmc.lab import LAB_ARCHS, LAB_TASKS, TASK_FAMILIES, TEACHERS, build_lab, chainsum, lab_students, pretrain, standard_pool, students_dir
 
 lab_app = typer.Typer(help="The built-in miniature world: tasks, teachers, students.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 
 
-@lab_app.command("build")
-def build(
-    out: Path = typer.Option(..., "--out", help="Output directory."),
-    task: str = typer.Option(None, "--task", help="Task family, or chainsum (default: every task family)."),
-    n: int = typer.Option(256, "--n", help="Samples per candidate dataset."),
-    n_eval: int = typer.Option(128, "--n-eval", help="Eval questions per family."),
-    seed: int = typer.Option(0, "--seed", help="Seed for questions and teachers."),
-) -> None:
-    """Write OUT/<family>/pool/<dataset>.jsonl, OUT/<family>/eval.jsonl and OUT/lab.json."""
-    if task is not None and task not in LAB_TASKS:
-        raise typer.BadParameter(f"unknown task family {task!r}; known: {', '.join(LAB_TASKS)}", param_hint="--task")
-    paths = build_lab(out, family=task, n=n, n_eval=n_eval, seed=seed)
+@dataclass(frozen=True)
+class BuildCommand:
+    """`dmc lab build`: which task, how many samples, which seed, where."""
+
+    out: str | None = setting(None, "Output directory. Required.", result=False, path="out_dir")
+    task: str | None = setting(None, "Task family, or chainsum (default: every task family).", choices=LAB_TASKS)
+    n: int = setting(256, "Samples per candidate dataset.", min=1)
+    n_eval: int = setting(128, "Eval questions per family.", min=1)
+    seed: int = SEED.field()
+
+
+def run_build(c: BuildCommand) -> None:
+    require(c.out, "--out")
+    paths = build_lab(c.out, family=c.task, n=c.n, n_eval=c.n_eval, seed=c.seed)
     for fam, lp in paths.items():
         typer.echo(f"{fam}: {len(lp.pool)} candidate datasets in {lp.eval.parent / 'pool'}, eval set {lp.eval}")
-    typer.echo(f"manifest: {Path(out) / 'lab.json'}")
+    typer.echo(f"manifest: {Path(c.out) / 'lab.json'}")
 
 
-@lab_app.command("pretrain")
-def pretrain_cmd(
-    student: str = typer.Option(..., "--student", help="Lab student architecture (lab-small, lab-base)."),
-    out: Path = typer.Option(..., "--out", help="Output Hugging Face directory."),
-    seed: int = typer.Option(0, "--seed"),
-    steps: int = typer.Option(None, "--steps", help="Training steps (default: the student's recipe)."),
-    threads: int = typer.Option(1, "--threads", help="torch threads (1 is fastest on a shared machine)."),
-    eval_n: int = typer.Option(128, "--eval-n", help="Eval questions per family for the initial accuracy (0: skip)."),
-) -> None:
-    """Pretrain a lab student on the generic lab corpus (deterministic for a seed)."""
-    if student not in LAB_ARCHS:
-        raise typer.BadParameter(f"unknown lab student {student!r}; known: {', '.join(LAB_ARCHS)}", param_hint="--student")
-    command = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    m = pretrain(student, out, seed=seed, steps=steps, threads=threads, eval_n=eval_n, command=command,
-                 log=typer.echo)
-    typer.echo(f"wrote {out} (final loss {m['final_loss']:.4f})")
+@dataclass(frozen=True)
+class PretrainCommand:
+    """`dmc lab pretrain`: which lab student, how long, where."""
+
+    student: str | None = setting(None, "Lab student architecture. Required.", choices=LAB_ARCHS)
+    out: str | None = setting(None, "Output Hugging Face directory. Required.", result=False, path="out_dir")
+    seed: int = SEED.field()
+    steps: int | None = setting(None, "Training steps (default: the student's recipe).", min=1)
+    threads: int = setting(1, "torch threads (1 is fastest on a shared machine).", result=False, min=1)
+    eval_n: int = setting(128, "Eval questions per family for the initial accuracy (0: skip).", min=0)
+
+
+def run_pretrain(c: PretrainCommand) -> None:
+    require(c.student, "--student")
+    require(c.out, "--out")
+    command_line = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    m = pretrain(c.student, c.out, seed=c.seed, steps=c.steps, threads=c.threads, eval_n=c.eval_n,
+                 command=command_line, log=typer.echo)
+    typer.echo(f"wrote {c.out} (final loss {m['final_loss']:.4f})")
+
+
+command(lab_app, "build", BuildCommand, run_build, help="""Write OUT/<family>/pool/<dataset>.jsonl,
+OUT/<family>/eval.jsonl and OUT/lab.json.
+
+Example:
+
+    dmc lab build --out lab --task chainsum --n 128 --n-eval 96
+""")
+command(lab_app, "pretrain", PretrainCommand, run_pretrain, help="""Pretrain a lab student on the generic lab corpus
+(deterministic for a seed).
+
+Example:
+
+    dmc lab pretrain --student lab-small --out students/lab-small
+""")
 
 
 @lab_app.command("list")

@@ -15,7 +15,9 @@ Bad values end with one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
@@ -26,9 +28,11 @@ import click
 import typer
 import yaml
 
+from dmc.data import FieldMap
 from dmc.settings import Spec, field_types, from_dict, load_config, nested_class, set_path, spec_of
 
-USAGE_ERROR = 2
+USAGE_ERROR = 2  # a bad argument, input or setting: one line on stderr
+INTERRUPTED = 130  # Ctrl-C, as the shell reports SIGINT
 
 
 @dataclass
@@ -41,14 +45,15 @@ class Option:
     spec: Spec
     type: Any
     default: Any
+    owners: list[str]  # "Class.field" of each field it sets (how settings errors name them)
 
 
 def _flag(name: str, spec: Spec) -> str:
     return spec.flag or "--" + name.replace("_", "-")
 
 
-def _walk(cls: type, default: Any, prefix: str = "") -> list[tuple[str, str, Spec, Any, Any]]:
-    """(path, field name, spec, type, default) of every leaf setting of ``cls``."""
+def _walk(cls: type, default: Any, prefix: str = "") -> list[tuple[str, str, Spec, Any, Any, str]]:
+    """(path, field name, spec, type, default, "Class.field") of every leaf setting of ``cls``."""
     out = []
     hints = field_types(cls)
     for f in fields(cls):
@@ -59,7 +64,7 @@ def _walk(cls: type, default: Any, prefix: str = "") -> list[tuple[str, str, Spe
         if sub is not None:
             out += _walk(sub, value if is_dataclass(value) else None, path + ".")
         elif spec.cli:
-            out.append((path, f.name, spec, hints[f.name], value))
+            out.append((path, f.name, spec, hints[f.name], value, f"{cls.__name__}.{f.name}"))
     return out
 
 
@@ -68,15 +73,16 @@ def options(cls: type, default: Any) -> list[Option]:
     or None where the class has required fields). A flag declared twice must be the same setting
     (same Spec and default), else this raises: two settings cannot share a flag by accident."""
     by_flag: dict[str, Option] = {}
-    for path, name, spec, tp, value in _walk(cls, default):
+    for path, name, spec, tp, value, owner in _walk(cls, default):
         flag = _flag(name, spec)
         if flag in by_flag:
             o = by_flag[flag]
             if o.spec != spec or o.default != value:
                 raise TypeError(f"{cls.__name__}: flag {flag} is declared by {o.paths[0]} and {path} as different settings")
             o.paths.append(path)
+            o.owners.append(owner)
             continue
-        by_flag[flag] = Option(flag.lstrip("-").replace("-", "_"), flag, [path], spec, tp, value)
+        by_flag[flag] = Option(flag.lstrip("-").replace("-", "_"), flag, [path], spec, tp, value, [owner])
     return list(by_flag.values())
 
 
@@ -93,7 +99,7 @@ def _kind(tp: Any) -> str:
 
 
 def _annotation(o: Option) -> Any:
-    if o.spec.positional:
+    if o.spec.positional or o.spec.repeat:
         return list[str] | None
     args = [a for a in typing.get_args(o.type) if a is not type(None)]
     optional = type(None) in typing.get_args(o.type)
@@ -116,9 +122,11 @@ def _parameter(o: Option) -> inspect.Parameter:
         text += f" [choices: {', '.join(map(str, o.spec.choices))}]"
     if o.spec.positional:
         info = typer.Argument(None, help=text, show_default=False)
+    elif o.spec.repeat:
+        info = typer.Option(None, o.flag, help=text, show_default=False)
     elif kind == "plain" and nested_type(o.type) is bool:
         name = o.flag.lstrip("-")
-        info = typer.Option(o.default, f"--{name}/--no-{name}", help=text)
+        info = typer.Option(o.default, f"--{name}/--no-{name}", help=text, metavar="")
     elif kind == "plain":
         info = typer.Option(o.default, o.flag, help=text, show_default=o.default is not None)
     else:
@@ -135,7 +143,7 @@ def nested_type(tp: Any) -> Any:
 def _parse(o: Option, raw: Any) -> Any:
     """The command-line value as the setting's value."""
     kind = _kind(o.type)
-    if o.spec.positional:
+    if o.spec.positional or o.spec.repeat:
         return None if raw is None else [str(p) for p in raw]
     if raw is None or kind == "plain":
         return raw
@@ -149,6 +157,30 @@ def _parse(o: Option, raw: Any) -> Any:
     if str(raw).lower() in ("none", "null", ""):
         return None
     return yaml.safe_load(str(raw))
+
+
+@contextlib.contextmanager
+def interrupts() -> typing.Iterator[None]:
+    """Ctrl-C ends a run with one line that says how to resume (every stage keeps finished work:
+    statistics shards, pilots, checkpoints) and the shell's exit code for SIGINT."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished work is kept; run the same command again to resume "
+                   f"({program_name()} {' '.join(sys.argv[1:])})", err=True)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def program_name() -> str:
+    return Path(sys.argv[0]).name or "dmc"
+
+
+def field_map(specs: typing.Sequence[str]) -> FieldMap | None:
+    """The --field options as a FieldMap (None when none is given)."""
+    try:
+        return FieldMap.parse(list(specs)) if specs else None
+    except ValueError as e:
+        fail(f"--field: {e}")
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> typing.NoReturn:
@@ -165,14 +197,47 @@ def build(cls: type, opts: list[Option], ctx: click.Context, values: dict[str, A
         source = ctx.get_parameter_source(o.name)
         # typer vendors its own click: compare the source by name, not by enum class
         given = getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-        if o.spec.positional and values.get(o.name):
+        if (o.spec.positional or o.spec.repeat) and values.get(o.name):
             given = True
         if not given:
             continue
         value = _parse(o, values[o.name])
         for path in o.paths:
             set_path(d, path, value)
-    return from_dict(cls, d)
+    try:
+        settings = from_dict(cls, d)
+    except ValueError as e:
+        # name the flag the user typed, not the settings class behind it
+        text = str(e)
+        for o in opts:
+            for owner in o.owners:
+                text = text.replace(f"{owner} ", f"{o.flag if not o.spec.positional else o.name.upper()} ")
+        raise ValueError(text) from None
+    for o in opts:
+        if o.spec.path:
+            for path in o.paths:
+                check_path(o.flag if not o.spec.positional else o.name.upper(), _get(settings, path), o.spec.path)
+    return settings
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_path(label: str, value: Any, kind: str) -> None:
+    """A path setting checked before any work starts, so that a run never fails at its end."""
+    for v in value if isinstance(value, (tuple, list)) else (value,):
+        if v is None:
+            continue
+        p = Path(v)
+        if kind == "in" and not p.exists():
+            raise FileNotFoundError(f"{label} {p}: no such file or directory")
+        if kind == "out_dir" and p.exists() and not p.is_dir():
+            raise ValueError(f"{label} {p} is a file; give a directory (it is created when missing)")
+        if kind == "out_file" and p.is_dir():
+            raise ValueError(f"{label} {p} is a directory; give a file name")
 
 
 def command(app: typer.Typer, name: str, cls: type, run: Callable[[Any], None], *, help: str,
@@ -189,7 +254,8 @@ def command(app: typer.Typer, name: str, cls: type, run: Callable[[Any], None], 
             settings = build(cls, opts, ctx, values, values.get("config"))
         except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
             fail(str(e.args[0] if isinstance(e, KeyError) and e.args else e))
-        run(settings)
+        with interrupts():
+            run(settings)
 
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     params += [_parameter(o) for o in opts]
@@ -213,6 +279,9 @@ DTYPE = Spec("Student dtype: auto, float32, bfloat16 or float16.", default="auto
              choices=("auto", "float32", "bfloat16", "float16"))
 PROGRESS = Spec("Show progress bars.", default=True, result=False)
 CACHE = Spec("Statistics cache directory (default: OUT/cache for score and stats, else $DMC_CACHE/stats or "
-             ".dmc-cache); a re-run reuses it.", default=None, result=False)
+             ".dmc-cache); a re-run reuses it.", default=None, result=False, path="out_dir")
+FIELDS = Spec("Read a column under another name, FIELD=COLUMN, once per field (e.g. --field question=problem "
+              "--field response=solution --field gold=answer); fields: id, question, response, gold, meta, "
+              "messages, conversations, prompt, completion.", default=(), result=False, flag="--field", repeat=True)
 POOL = Spec("Candidate dataset files or directories (each file is one dataset).", default=(), result=False,
-            positional=True)
+            positional=True, path="in")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, DTYPE, POOL, PROGRESS, STUDENT, command, fail
+from dmc.cli.options import CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
 from dmc.data import DataError
 from dmc.metrics import METRICS, directions_footer
 from dmc.scoring import ScoringSettings, score
@@ -30,9 +30,10 @@ class ScoreCommand:
     datasets: tuple[str, ...] = POOL.field()
     student: str | None = STUDENT.field()
     eval: str | None = setting(None, "Target questions with gold (C_T); default: the pool's own questions.",
-                               result=False)
+                               result=False, path="in")
+    fields: tuple[str, ...] = FIELDS.field()
     out: str = setting("dmc-out/score", "Output directory: samples.parquet, datasets.json, datasets.csv.",
-                       result=False)
+                       result=False, path="out_dir")
     cache: str | None = CACHE.field()
     device: str = DEVICE.field()
     dtype: str = DTYPE.field()
@@ -55,11 +56,12 @@ def error_text(e: BaseException) -> str:
 def run_score(c: ScoreCommand) -> None:
     require(c.datasets, "candidate datasets (DATASETS... or `datasets:` in --config)")
     require(c.student, "--student")
+    fields = field_map(c.fields)
     console = wide_console()
     err = wide_console(stderr=True)
     try:
         report = score(list(c.datasets), c.student, eval_set=c.eval, settings=c.scoring, cache_dir=c.cache,
-                       out_dir=c.out, device=c.device, dtype=c.dtype, progress=c.progress)
+                       out_dir=c.out, device=c.device, dtype=c.dtype, progress=c.progress, fields=fields)
     except USER_ERRORS as e:
         fail(error_text(e))
     console.print(report.table())

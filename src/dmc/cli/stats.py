@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, DTYPE, POOL, PROGRESS, STUDENT, command, fail
+from dmc.cli.options import CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
 from dmc.cli.score import USER_ERRORS, error_text, require
 from dmc.scoring import ScoringSettings, compute_tables, load_inputs, load_targets, subsample
 from dmc.settings import setting
@@ -28,8 +28,9 @@ class StatsCommand:
     datasets: tuple[str, ...] = POOL.field()
     student: str | None = STUDENT.field()
     out: str | None = setting(None, "Output directory: tokens.parquet and attempts.parquet. Required.",
-                              result=False)
-    eval: str | None = setting(None, "Eval set: its questions are attempted too.", result=False)
+                              result=False, path="out_dir")
+    eval: str | None = setting(None, "Eval set: its questions are attempted too.", result=False, path="in")
+    fields: tuple[str, ...] = FIELDS.field()
     attempts: bool = setting(True, "Run the student's own attempts (for its pass rate).", result=False,
                              flag="--attempts")
     cache: str | None = CACHE.field()
@@ -46,8 +47,9 @@ def run_stats(c: StatsCommand) -> None:
     out = Path(c.out)
     say = _say(Console(stderr=True))
     try:
-        pool = [subsample(d, c.scoring.max_samples, c.scoring.seed) for d in load_inputs(list(c.datasets))]
-        items, _ = load_targets(c.eval)
+        fields = field_map(c.fields)
+        pool = [subsample(d, c.scoring.max_samples, c.scoring.seed) for d in load_inputs(list(c.datasets), fields)]
+        items, _ = load_targets(c.eval, fields)
         st = load_student(c.student, dtype=c.dtype, device=c.device)
     except USER_ERRORS as e:
         fail(error_text(e))

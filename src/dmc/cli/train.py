@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 from dmc.cli.app import app
 from dmc.cli.evaluate import eval_table
-from dmc.cli.options import CACHE, DEVICE, POOL, STUDENT, command, fail
+from dmc.cli.options import CACHE, DEVICE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
 from dmc.cli.score import USER_ERRORS, error_text, require
 from dmc.curriculum import CurriculumSettings, parse_strategy
 from dmc.data import load_dataset, load_eval_set, load_pool
@@ -63,10 +63,11 @@ class TrainCommand:
     """`dmc train`: plain SFT of a student on one dataset."""
 
     data: tuple[str, ...] = setting((), "One dataset file (.jsonl/.json/.parquet) of teacher traces.", result=False,
-                                    positional=True)
+                                    positional=True, path="in")
     student: str | None = STUDENT.field()
-    out: str | None = setting(None, "Run directory. Required.", result=False)
-    eval: str | None = setting(None, "Eval set for periodic and final accuracy.", result=False)
+    out: str | None = setting(None, "Run directory. Required.", result=False, path="out_dir")
+    eval: str | None = setting(None, "Eval set for periodic and final accuracy.", result=False, path="in")
+    fields: tuple[str, ...] = FIELDS.field()
     resume: bool = RESUME.field()
     device: str = DEVICE.field()
     dtype: str = TRAIN_DTYPE.field()
@@ -81,14 +82,16 @@ class DistillCommand:
     pool: tuple[str, ...] = POOL.field()
     student: str | None = STUDENT.field()
     eval: str | None = setting(None, "Eval set: the target questions and the final accuracy. Required.",
-                               result=False)
-    out: str | None = setting(None, "Run directory. Required.", result=False)
+                               result=False, path="in")
+    fields: tuple[str, ...] = FIELDS.field()
+    out: str | None = setting(None, "Run directory. Required.", result=False, path="out_dir")
     strategy: str = setting("dynamic-dmc", "uniform, random-dataset, static-dmc, static-dmc-mix, dynamic-dmc, or "
                             "static:<metric> (static:rsr, static:ifd, static:teacher-accuracy, static:length ...).")
     cache: str | None = CACHE.field()
     resume: bool = RESUME.field()
     device: str = DEVICE.field()
     dtype: str = TRAIN_DTYPE.field()
+    progress: bool = PROGRESS.field()
     train: TrainConfig = setting(help="Training settings.", default_factory=TrainConfig)
     curriculum: CurriculumSettings = setting(help="The data strategy's settings.", default_factory=CurriculumSettings)
     scoring: ScoringSettings = setting(help="How the pool is scored (static scores and re-scores).",
@@ -101,8 +104,9 @@ def run_train(c: TrainCommand) -> None:
     require(c.out, "--out")
     console = Console()
     try:
-        ds = load_dataset(c.data[0])
-        items = load_eval_set(c.eval) if c.eval else None
+        fields = field_map(c.fields)
+        ds = load_dataset(c.data[0], fields=fields)
+        items = load_eval_set(c.eval, fields=fields) if c.eval else None
         cfg = dataclasses.replace(c.train, output_dir=str(c.out))
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
         res = train(stud, ds, cfg, eval_items=items, resume_from_checkpoint=True if c.resume else None,
@@ -118,15 +122,21 @@ def run_distill(c: DistillCommand) -> None:
     require(c.eval, "--eval")
     require(c.out, "--out")
     console = Console()
+    err = Console(stderr=True)
     try:
         parse_strategy(c.strategy)
-        candidates = load_pool(list(c.pool))
-        items = load_eval_set(c.eval)
+        fields = field_map(c.fields)
+        candidates = load_pool(list(c.pool), fields=fields)
+        items = load_eval_set(c.eval, fields=fields)
         cfg = dataclasses.replace(c.train, output_dir=str(c.out))
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
+        if parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset"):
+            err.print(f"scoring {len(candidates)} candidate datasets with {stud.name} for {c.strategy} "
+                      "(statistics are cached: a rerun reuses them) ...", highlight=False)
         res = distill(candidates, stud, items, strategy=c.strategy, config=cfg, settings=c.curriculum,
                       scoring=c.scoring, cache_dir=c.cache, resume_from_checkpoint=True if c.resume else None,
-                      verifier=c.scoring.metric.verifier, callbacks=[_progress(console, cfg.steps)])
+                      verifier=c.scoring.metric.verifier, progress=c.progress,
+                      callbacks=[_progress(console, cfg.steps)])
     except USER_ERRORS as e:
         fail(error_text(e))
     _report(console, res, f"distillation of {stud.name}, strategy {c.strategy}")

@@ -12,7 +12,7 @@ from rich.table import Table
 from transformers.utils import logging as hf_logging
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, POOL, STUDENT, command, fail
+from dmc.cli.options import CACHE, DEVICE, FIELDS, POOL, STUDENT, command, fail, field_map
 from dmc.cli.score import USER_ERRORS, error_text, require
 from dmc.report import write_report
 from dmc.settings import setting
@@ -56,9 +56,11 @@ class ValidateCommand:
 
     pool: tuple[str, ...] = POOL.field()
     student: str | None = STUDENT.field()
-    eval: str | None = setting(None, "Eval set (questions with gold answers). Required.", result=False)
+    eval: str | None = setting(None, "Eval set (questions with gold answers). Required.", result=False,
+                               path="in")
+    fields: tuple[str, ...] = FIELDS.field()
     out: str | None = setting(None, "Run directory: e1.json, e2.json, e3.json, scores/, pilots/ (the cache). "
-                              "Required.", result=False)
+                              "Required.", result=False, path="out_dir")
     cache: str | None = CACHE.field()
     device: str = DEVICE.field()
     report: bool = setting(True, "Also write OUT/report (HTML + Markdown).", result=False)
@@ -76,7 +78,7 @@ def run_validate(c: ValidateCommand) -> None:
     command_line = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         result = validate(c.student, list(c.pool), c.eval, c.out, c.validate, device=c.device, cache_dir=c.cache,
-                          progress=c.progress, console=console, command=command_line)
+                          fields=field_map(c.fields), progress=c.progress, console=console, command=command_line)
     except USER_ERRORS as e:
         fail(error_text(e))
     print_headline(Console(), result)

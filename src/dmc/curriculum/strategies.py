@@ -102,10 +102,12 @@ def best_dataset(values: dict[str, float], metric: str, order: str | None = None
 
 
 def _initial_scores(pool: Sequence[CandidateDataset], student, eval_items: Sequence[EvalItem] | None, metric: str,
-                    scoring: ScoringSettings, cache_dir: str | Path | None, out_dir: str | Path | None):
+                    scoring: ScoringSettings, cache_dir: str | Path | None, out_dir: str | Path | None,
+                    progress: bool = False):
     """`dmc.scoring.score` of the pool for one metric on the current student (cached on disk)."""
     return score(list(pool), student, eval_set=list(eval_items) if eval_items else None,
-                 settings=dataclasses.replace(scoring, metrics=(metric,)), cache_dir=cache_dir, out_dir=out_dir)
+                 settings=dataclasses.replace(scoring, metrics=(metric,)), cache_dir=cache_dir, out_dir=out_dir,
+                 progress=progress)
 
 
 def build_curriculum(
@@ -119,6 +121,7 @@ def build_curriculum(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     scores_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> tuple[MixtureCurriculum, dict[str, Any]]:
     """The curriculum callback for `strategy`, and a JSON-ready record of how it was chosen.
 
@@ -142,7 +145,7 @@ def build_curriculum(
                                attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed)
         # the first mixture comes from DMC over the whole datasets on the untouched student (what
         # static-dmc uses), the later ones from probe re-scores as the student changes
-        report = _initial_scores(pool, student, eval_items, "dmc", scoring, cache_dir, scores_dir)
+        report = _initial_scores(pool, student, eval_items, "dmc", scoring, cache_dir, scores_dir, progress)
         col = report.datasets.set_index("dataset")["dmc"]
         initial = {n: float(col.get(n, math.nan)) for n in names}
         info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
@@ -151,7 +154,7 @@ def build_curriculum(
         return cb, info
     metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
     assert metric is not None
-    report = _initial_scores(pool, student, eval_items, metric, scoring, cache_dir, scores_dir)
+    report = _initial_scores(pool, student, eval_items, metric, scoring, cache_dir, scores_dir, progress)
     col = report.datasets.set_index("dataset")[metric]
     values = {n: float(col.get(n, math.nan)) for n in names}
     info["scores"] = {metric: {n: (v if math.isfinite(v) else None) for n, v in values.items()}}

@@ -3,6 +3,8 @@
 from dmc.data.loading import (
     DataError,
     FieldMap,
+    Pool,
+    Skipped,
     load_dataset,
     load_eval_set,
     load_pool,
@@ -12,6 +14,6 @@ from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content
 from dmc.io import write_jsonl  # the one JSONL writer, re-exported: `from dmc.data import write_jsonl`
 
 __all__ = [
-    "CandidateDataset", "DataError", "EvalItem", "FieldMap", "Message", "Sample", "content_hash",
+    "CandidateDataset", "DataError", "EvalItem", "FieldMap", "Message", "Pool", "Sample", "Skipped", "content_hash",
     "load_dataset", "load_eval_set", "load_pool", "save_dataset", "write_jsonl",
 ]

@@ -9,21 +9,52 @@ Accepted row shapes (field names configurable with `FieldMap`):
 
 Every bad row raises (policy "fail") or is skipped and written to a rejects file (policy "skip")
 with an error naming the file, the line (1-based; the row for Parquet) and the field at fault.
+
+Sources:
+
+- a file (.jsonl, .json, .parquet); a UTF-8 byte-order mark at its start is accepted
+- a directory of shards (its data files together are one dataset)
+- a Hugging Face `datasets` `save_to_disk` directory, read with `datasets.load_from_disk`:
+  a `Dataset` directory is one dataset named after the directory; a `DatasetDict` directory with
+  one split is that split, named after the directory; with several splits, `load_pool` takes each
+  split as a dataset named `DIR/split`, and `load_dataset` / `load_eval_set` ask for one split
+  (give its directory, `DIR/split`, which loads as a dataset named `DIR/split`)
+- a `datasets.Dataset` (or a one-split `DatasetDict`, or any sequence of dicts) in memory
+
+In a pool directory every entry is one candidate dataset: a data file, a `save_to_disk`
+directory, or a subdirectory of shards. Entries that are not data (README.md, .DS_Store,
+config.json or any .json holding an object rather than rows, `datasets` metadata, dmc's own
+`*.rejects.jsonl`, directories without data) are skipped: `load_pool` returns them in
+`Pool.skipped` and logs a warning naming each one and why. A file named explicitly that is not
+data is an error naming it; a directory with no data at all is an error listing what it holds.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import datasets
+import pyarrow.parquet as pq
+
 from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content_hash
 from dmc.io import json_line, write_jsonl
 
+log = logging.getLogger(__name__)
+
 Policy = Literal["fail", "skip"]
 SUFFIXES = (".jsonl", ".json", ".parquet")
+HF_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")  # written by save_to_disk
+REJECTS_SUFFIX = ".rejects.jsonl"  # what dmc writes for refused rows: never a candidate dataset
+_MAX_LISTED = 12  # entries listed in a "no data in directory" error
+_DATA_KEY_FIRST = re.compile(rb'\{\s*"data"\s*:\s*\[')
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
 
@@ -52,6 +83,31 @@ class FieldMap:
     prompt: str = "prompt"
     completion: str = "completion"
 
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> FieldMap:
+        """A FieldMap from CLI specs such as ["question=problem", "gold=answer"] (FIELD=COLUMN);
+        fields not named keep their defaults. Raises ValueError on a malformed spec, an unknown
+        field or a field given twice."""
+        if isinstance(specs, str):
+            specs = [specs]
+        valid = [f.name for f in dataclasses.fields(cls)]
+        given: dict[str, str] = {}
+        kwargs: dict[str, str] = {}
+        for spec in specs:
+            if not isinstance(spec, str):
+                raise ValueError(f"expected FIELD=COLUMN, got {spec!r}")
+            field, sep, column = spec.partition("=")
+            field, column = field.strip(), column.strip()
+            if not sep or not field or not column:
+                raise ValueError(f"bad field spec {spec!r}: expected FIELD=COLUMN, e.g. question=problem")
+            if field not in valid:
+                raise ValueError(f"bad field spec {spec!r}: unknown field '{field}' (valid fields: {', '.join(valid)})")
+            if field in given:
+                raise ValueError(f"field '{field}' given twice ({given[field]!r} and {spec!r})")
+            given[field] = spec
+            kwargs[field] = column
+        return cls(**kwargs)
+
 
 @dataclass(frozen=True)
 class _Row:
@@ -63,13 +119,71 @@ class _Row:
 # ---------------------------------------------------------------- reading raw rows
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of a directory that was not loaded, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class Pool(list):
+    """`load_pool`'s result: the candidate datasets (a list) plus `skipped`, the entries of the
+    given directories that were not data."""
+
+    def __init__(self, items: Iterable[CandidateDataset] = (), skipped: Iterable[Skipped] = ()):
+        super().__init__(items)
+        self.skipped: list[Skipped] = list(skipped)
+
+
+@dataclass
+class _Unit:
+    """One dataset's rows, resolved: data files, or a `datasets.Dataset` / sequence of dicts."""
+
+    name: str
+    label: str  # names the source in errors and in CandidateDataset.source
+    files: list[Path] | None = None
+    rows: Any = None
+
+
+def _json_type(x: Any) -> str:
+    if isinstance(x, dict):
+        return "object"
+    if isinstance(x, bool):
+        return "boolean"
+    if isinstance(x, (int, float)):
+        return "number"
+    return {str: "string", type(None): "null"}.get(type(x), type(x).__name__)
+
+
+def _not_rows(data: Any) -> str | None:
+    """Why a parsed JSON document is not rows (None when it is a list or {"data": [...]})."""
+    if isinstance(data, list) or (isinstance(data, dict) and isinstance(data.get("data"), list)):
+        return None
+    if isinstance(data, dict):
+        keys = [str(k) for k in data]
+        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        return f"a JSON object ({f'keys: {shown}' if keys else 'empty'}), not a list of rows"
+    return f"a JSON {_json_type(data)}, not a list of rows"
+
+
+def _utf16(head: bytes) -> bool:
+    return head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def _read_jsonl(path: Path) -> Iterator[_Row | DataError]:
     with open(path, "rb") as f:
         for i, raw in enumerate(f, 1):
+            shift = 0
+            if i == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw, shift = raw[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield DataError(str(path), i, None, f"invalid UTF-8 at byte {e.start} of the line")
+                yield DataError(str(path), i, None, f"invalid UTF-8 at byte {e.start + shift} of the line")
                 continue
             if not text.strip():
                 continue
@@ -80,29 +194,30 @@ def _read_jsonl(path: Path) -> Iterator[_Row | DataError]:
 
 
 def _read_json(path: Path) -> Iterator[_Row | DataError]:
+    raw = path.read_bytes()
+    shift = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw[shift:].decode("utf-8")
     except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        yield DataError(str(path), line, None, f"invalid UTF-8 at byte {e.start} of the file")
+        line = raw[: e.start + shift].count(b"\n") + 1
+        yield DataError(str(path), line, None, f"invalid UTF-8 at byte {e.start + shift} of the file")
         return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         yield DataError(str(path), e.lineno, None, f"malformed JSON: {e.msg} (column {e.colno})")
         return
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        data = data["data"]
-    if not isinstance(data, list):
-        yield DataError(str(path), 1, None, "a JSON file must hold a list of rows (or {\"data\": [...]})")
+    why = _not_rows(data)
+    if why:
+        yield DataError(str(path), None, None, f"not a data file: {why} (expected [{{...}}, ...] or {{\"data\": [...]}})")
         return
+    if isinstance(data, dict):
+        data = data["data"]
     for i, row in enumerate(data, 1):  # for a JSON array, "line" is the row number
         yield _Row(str(path), i, row)
 
 
 def _read_parquet(path: Path) -> Iterator[_Row | DataError]:
-    import pyarrow.parquet as pq
-
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for a broken file
@@ -115,12 +230,20 @@ def _read_parquet(path: Path) -> Iterator[_Row | DataError]:
 def _read_file(path: Path) -> Iterator[_Row | DataError]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(str(path), None, None, "a directory, not a file")
+    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
+    if path.suffix not in readers:
+        what = f"'{path.suffix}' file" if path.suffix else "no file extension"
+        raise DataError(str(path), None, None, f"not a data file ({what}; use {', '.join(SUFFIXES)})")
     if path.stat().st_size == 0:
         yield DataError(str(path), None, None, "empty file")
         return
-    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet}
-    if path.suffix not in readers:
-        raise DataError(str(path), None, None, f"unsupported file type '{path.suffix}' (use {', '.join(SUFFIXES)})")
+    if path.suffix != ".parquet":
+        with open(path, "rb") as f:
+            if _utf16(f.read(2)):
+                yield DataError(str(path), None, None, "UTF-16 text (byte-order mark); save the file as UTF-8")
+                return
     n = 0
     for item in readers[path.suffix](path):
         n += isinstance(item, _Row)
@@ -129,11 +252,182 @@ def _read_file(path: Path) -> Iterator[_Row | DataError]:
         yield DataError(str(path), None, None, "no rows (the file holds only blank lines)")
 
 
-def _files_in(directory: Path) -> list[Path]:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SUFFIXES)
-    if not files:
-        raise DataError(str(directory), None, None, f"no {'/'.join(SUFFIXES)} files in directory")
-    return files
+def _arrow_rows(ds: datasets.Dataset) -> Iterator[dict]:
+    """Rows of a `datasets.Dataset` as plain Python, straight from Arrow (lists of structs stay
+    lists of dicts whatever the declared features), a batch at a time."""
+    for batch in ds.with_format("arrow").iter(batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def _rows_of(unit: _Unit) -> Iterator[_Row | DataError]:
+    if unit.files is not None:
+        for f in unit.files:
+            yield from _read_file(f)
+        return
+    if isinstance(unit.rows, datasets.Dataset):
+        if len(unit.rows) == 0:
+            yield DataError(unit.label, None, None, "no rows (the dataset is empty)")
+            return
+        rows: Iterable[Any] = _arrow_rows(unit.rows)
+    else:
+        rows = unit.rows
+    for i, row in enumerate(rows, 1):  # "line" is the 1-based row index
+        yield _Row(unit.label, i, row)
+
+
+# ---------------------------------------------------------------- resolving sources
+
+
+def _hf_kind(path: Path) -> str | None:
+    """"dict" / "dataset" for a `save_to_disk` directory of a DatasetDict / Dataset, else None."""
+    if (path / "dataset_dict.json").is_file():
+        return "dict"
+    if (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
+        return "dataset"
+    return None
+
+
+def _hf_units(path: Path) -> list[_Unit]:
+    """The datasets of a `save_to_disk` directory: a Dataset is one, named after the directory
+    (DIR/split when the directory is a split of a DatasetDict); a DatasetDict gives its one split
+    named after the directory, or each of several splits named DIR/split."""
+    try:
+        obj = datasets.load_from_disk(str(path))
+    except Exception as e:  # datasets raises several types for a broken or partial directory
+        raise DataError(str(path), None, None, f"unreadable datasets save_to_disk directory: {e}") from None
+    if isinstance(obj, datasets.DatasetDict):
+        splits = list(obj)
+        if not splits:
+            raise DataError(str(path), None, None, "a DatasetDict with no splits")
+        if len(splits) == 1:
+            return [_Unit(path.name, str(path / splits[0]), rows=obj[splits[0]])]
+        return [_Unit(f"{path.name}/{s}", str(path / s), rows=obj[s]) for s in splits]
+    split_of_dict = (path.parent / "dataset_dict.json").is_file()
+    return [_Unit(f"{path.parent.name}/{path.name}" if split_of_dict else path.name, str(path), rows=obj)]
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Why a file found in a directory is not data (None when it is, or may be, data: a data
+    file that turns out broken is an error, not a skip)."""
+    if path.name.startswith("."):
+        return "hidden file"
+    if path.name in HF_METADATA:
+        return "datasets save_to_disk metadata (outside a save_to_disk directory)"
+    if path.name.endswith(REJECTS_SUFFIX):
+        return "a rejects file (rows refused by an earlier load)"
+    if path.suffix not in SUFFIXES:
+        return f"not a data file ({f'{path.suffix!r} file' if path.suffix else 'no extension'}; data files are {', '.join(SUFFIXES)})"
+    if path.suffix != ".json":
+        return None
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    head = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    if not head or head[:1] == b"[" or _DATA_KEY_FIRST.match(head) or _utf16(head):
+        return None
+    try:
+        data = json.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # let the reader report where it breaks
+    return _not_rows(data)
+
+
+def _data_files(directory: Path) -> tuple[list[Path], list[Skipped]]:
+    """The data files directly in a directory of shards, and what else it holds."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    for p in sorted(directory.iterdir()):
+        if p.is_dir():
+            why = "hidden directory" if p.name.startswith(".") else "a subdirectory inside a directory of shards"
+            skipped.append(Skipped(str(p), why))
+        elif not p.is_file():
+            skipped.append(Skipped(str(p), "not a regular file"))
+        elif why := _skip_reason(p):
+            skipped.append(Skipped(str(p), why))
+        else:
+            files.append(p)
+    return files, skipped
+
+
+def _no_data(directory: Path, found: list[Skipped]) -> DataError:
+    if not found:
+        return DataError(str(directory), None, None, "no data in directory (it is empty)")
+    listed = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in found[:_MAX_LISTED])
+    more = f"; and {len(found) - _MAX_LISTED} more" if len(found) > _MAX_LISTED else ""
+    return DataError(str(directory), None, None,
+                     f"no data in directory (no {'/'.join(SUFFIXES)} rows, save_to_disk directories or "
+                     f"directories of shards); found {len(found)} entries: {listed}{more}")
+
+
+def _pool_dir(directory: Path, skipped: list[Skipped]) -> list[_Unit]:
+    """Each entry of a pool directory that is data, as one dataset; the rest goes to `skipped`."""
+    units: list[_Unit] = []
+    here: list[Skipped] = []
+    for p in sorted(directory.iterdir()):
+        if p.is_dir():
+            if p.name.startswith("."):
+                here.append(Skipped(str(p), "hidden directory"))
+            elif _hf_kind(p):
+                units.extend(_hf_units(p))
+            else:
+                files, inside = _data_files(p)
+                if files:
+                    units.append(_Unit(p.name, str(p), files=files))
+                    skipped.extend(inside)
+                else:
+                    here.append(Skipped(str(p), "a directory with no data files"))
+        elif not p.is_file():
+            here.append(Skipped(str(p), "not a regular file"))
+        elif why := _skip_reason(p):
+            here.append(Skipped(str(p), why))
+        else:
+            units.append(_Unit(p.stem, str(p), files=[p]))
+    if not units:
+        raise _no_data(directory, here)
+    skipped.extend(here)
+    return units
+
+
+def _one_split(units: list[_Unit], path: Path) -> _Unit:
+    if len(units) > 1:
+        splits = [u.label.rsplit("/", 1)[-1] for u in units]
+        raise DataError(str(path), None, None, f"a DatasetDict with splits {', '.join(splits)}: give one split's "
+                        f"directory, e.g. {path / splits[0]}")
+    return units[0]
+
+
+def _unit(source: Any, name: str | None, skipped: list[Skipped]) -> _Unit:
+    """Resolves what `load_dataset` / `load_eval_set` were given to one dataset's rows."""
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or directory")
+        if p.is_dir() and _hf_kind(p):
+            u = _one_split(_hf_units(p), p)
+        elif p.is_dir():
+            files, found = _data_files(p)
+            if not files:
+                raise _no_data(p, found)
+            skipped.extend(found)
+            u = _Unit(p.name, str(source), files=files)
+        else:
+            u = _Unit(p.stem, str(source), files=[p])
+        if name:
+            u.name = name
+        return u
+    if isinstance(source, datasets.DatasetDict):
+        splits = list(source)
+        if len(splits) != 1:
+            raise DataError(name or "DatasetDict", None, None,
+                            f"a DatasetDict with splits {', '.join(splits)}: pass one split, e.g. dd[{splits[0]!r}]"
+                            if splits else "a DatasetDict with no splits")
+        source = source[splits[0]]
+    info_name = getattr(getattr(source, "info", None), "dataset_name", None)
+    return _Unit(name or info_name or "dataset", str(info_name or "<dataset>"), rows=source)
+
+
+def _log_skipped(skipped: list[Skipped]) -> None:
+    for s in skipped:
+        log.warning("skipped %s: %s", s.path, s.reason)
 
 
 # ---------------------------------------------------------------- parsing one row
@@ -167,9 +461,10 @@ def _gold(row: dict, name: str, where: tuple[str, int], *, required: bool) -> st
 
 
 def _messages(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool = False) -> list[Message]:
+    role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
+    value = _transposed(value, role_key, content_key)
     if not isinstance(value, list) or not value:
         raise DataError(*where, name, "expected a non-empty list of messages")
-    role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     out: list[Message] = []
     for j, m in enumerate(value):
         f = f"{name}[{j}]"
@@ -188,6 +483,18 @@ def _messages(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool =
             raise DataError(*where, f"{f}.{content_key}", "empty")
         out.append({"role": role, "content": content})
     return out
+
+
+def _transposed(value: Any, role_key: str, content_key: str) -> Any:
+    """A `datasets` Sequence-of-struct column arrives as one dict of equal-length lists
+    ({"role": [...], "content": [...]}); turn it back into a list of messages."""
+    if not (isinstance(value, dict) and isinstance(value.get(role_key), list)
+            and isinstance(value.get(content_key), list)):
+        return value
+    cols = {k: v for k, v in value.items() if isinstance(v, list)}
+    if len({len(v) for v in cols.values()}) != 1:
+        return value
+    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
 
 def _split_chat(msgs: list[Message], name: str, where: tuple[str, int]) -> tuple[tuple[Message, ...], str]:
@@ -299,31 +606,11 @@ def _jsonable(x: Any) -> bool:
         return False
 
 
-def _rows_of(source: Any) -> Iterator[_Row | DataError]:
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        files = _files_in(p) if p.is_dir() else [p]
-        for f in files:
-            yield from _read_file(f)
-        return
-    # a datasets.Dataset (or any sequence of dicts): "line" is the 1-based row index
-    name = getattr(source, "info", None) and getattr(source.info, "dataset_name", None) or "<dataset>"
-    for i, row in enumerate(source, 1):
-        yield _Row(str(name), i, row)
-
-
-def _default_name(source: Any) -> str:
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        return p.name if p.is_dir() else p.stem
-    return getattr(getattr(source, "info", None), "dataset_name", None) or "dataset"
-
-
-def _parse_rows(source: Any, parse: Callable[[Any, tuple[str, int]], Any], fm: FieldMap, col: _Collector) -> list:
-    """Parses every row of `source`, routing bad rows and duplicate ids through the policy."""
+def _parse_rows(unit: _Unit, parse: Callable[[Any, tuple[str, int]], Any], fm: FieldMap, col: _Collector) -> list:
+    """Parses every row of `unit`, routing bad rows and duplicate ids through the policy."""
     out: list = []
     seen: dict[str, tuple[str, int]] = {}
-    for item in _rows_of(source):
+    for item in _rows_of(unit):
         if isinstance(item, DataError):
             col.bad(item)
             continue
@@ -345,64 +632,77 @@ def _parse_rows(source: Any, parse: Callable[[Any, tuple[str, int]], Any], fm: F
 # ---------------------------------------------------------------- public API
 
 
-def load_dataset(source: str | Path | Any, *, name: str | None = None, fields: FieldMap | None = None,
-                 on_error: Policy = "fail", rejects: str | Path | None = None) -> CandidateDataset:
-    """Loads one candidate dataset from a file, a directory of shards, or a `datasets.Dataset`.
-
-    on_error="fail" raises `DataError` at the first bad row; "skip" drops bad rows, counts them in
-    `n_rejected` and writes them with the reason to `rejects` (JSONL) when given.
-    """
-    fm = fields or FieldMap()
-    name = name or _default_name(source)
+def _load_unit(unit: _Unit, fm: FieldMap, on_error: Policy, rejects: str | Path | None) -> CandidateDataset:
     col = _Collector(on_error)
-    samples = _parse_rows(source, lambda row, where: parse_sample(row, fm, where, name), fm, col)
+    samples = _parse_rows(unit, lambda row, where: parse_sample(row, fm, where, unit.name), fm, col)
     col.write(rejects)
     if not samples:
-        raise DataError(str(source) if isinstance(source, (str, Path)) else name, None, None,
-                        f"no valid rows ({len(col.rejects)} rejected)")
-    return CandidateDataset(name=name, samples=samples, source=str(source), n_rejected=len(col.rejects))
+        raise DataError(unit.label, None, None, f"no valid rows ({len(col.rejects)} rejected)")
+    return CandidateDataset(name=unit.name, samples=samples, source=unit.label, n_rejected=len(col.rejects))
+
+
+def load_dataset(source: str | Path | Any, *, name: str | None = None, fields: FieldMap | None = None,
+                 on_error: Policy = "fail", rejects: str | Path | None = None) -> CandidateDataset:
+    """Loads one candidate dataset from a file, a directory of shards, a `save_to_disk` directory
+    (a Dataset, or one split of a DatasetDict) or a `datasets.Dataset`.
+
+    on_error="fail" raises `DataError` at the first bad row; "skip" drops bad rows, counts them in
+    `n_rejected` and writes them with the reason to `rejects` (JSONL) when given. Files in a
+    directory of shards that are not data are skipped with a logged warning.
+    """
+    skipped: list[Skipped] = []
+    unit = _unit(source, name, skipped)
+    _log_skipped(skipped)
+    return _load_unit(unit, fields or FieldMap(), on_error, rejects)
 
 
 def load_pool(sources: str | Path | Iterable[str | Path], *, fields: FieldMap | None = None,
-              on_error: Policy = "fail", rejects_dir: str | Path | None = None) -> list[CandidateDataset]:
-    """Loads several candidate datasets: each file is one dataset (named by its stem); a directory
-    contributes each of its files, or each of its subdirectories (shards) when it holds no files."""
+              on_error: Policy = "fail", rejects_dir: str | Path | None = None) -> Pool:
+    """Loads several candidate datasets. A file is one dataset (named by its stem); a
+    `save_to_disk` directory is one dataset per split (see the module's docstring); any other
+    directory contributes each entry that is data: each data file, each `save_to_disk`
+    subdirectory and each subdirectory of shards (named after it). Entries that are not data are
+    skipped: the result (a list) lists them in `.skipped`, and each is logged as a warning.
+    A directory with no data raises `DataError` listing what it holds."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    entries: list[Path] = []
+    units: list[_Unit] = []
+    skipped: list[Skipped] = []
     for s in map(Path, sources):
         if not s.exists():
             raise FileNotFoundError(f"{s}: no such file or directory")
-        if s.is_file():
-            entries.append(s)
-        elif any(p.is_file() and p.suffix in SUFFIXES for p in s.iterdir()):
-            entries.extend(_files_in(s))
+        if not s.is_dir():
+            units.append(_Unit(s.stem, str(s), files=[s]))
+        elif _hf_kind(s):
+            units.extend(_hf_units(s))
         else:
-            subdirs = sorted(p for p in s.iterdir() if p.is_dir())
-            if not subdirs:
-                raise DataError(str(s), None, None, f"no {'/'.join(SUFFIXES)} files in directory")
-            entries.extend(subdirs)
-    pool: list[CandidateDataset] = []
-    names: dict[str, Path] = {}
-    for e in entries:
-        n = e.name if e.is_dir() else e.stem
-        if n in names:
-            raise DataError(str(e), None, None, f"dataset name '{n}' is also used by {names[n]}")
-        names[n] = e
-        rej = Path(rejects_dir) / f"{n}.rejects.jsonl" if rejects_dir else None
-        pool.append(load_dataset(e, name=n, fields=fields, on_error=on_error, rejects=rej))
+            units.extend(_pool_dir(s, skipped))
+    _log_skipped(skipped)
+    fm = fields or FieldMap()
+    pool = Pool(skipped=skipped)
+    names: dict[str, str] = {}
+    for u in units:
+        if u.name in names:
+            raise DataError(u.label, None, None, f"dataset name '{u.name}' is also used by {names[u.name]}")
+        names[u.name] = u.label
+        rej = Path(rejects_dir) / f"{u.name}{REJECTS_SUFFIX}" if rejects_dir else None
+        pool.append(_load_unit(u, fm, on_error, rej))
     return pool
 
 
 def load_eval_set(source: str | Path | Any, *, fields: FieldMap | None = None, on_error: Policy = "fail",
                   rejects: str | Path | None = None) -> list[EvalItem]:
-    """Loads eval questions with gold answers (question/prompt/messages + gold)."""
+    """Loads eval questions with gold answers (question/prompt/messages + gold), from the same
+    sources as `load_dataset`."""
     fm = fields or FieldMap()
+    skipped: list[Skipped] = []
+    unit = _unit(source, None, skipped)
+    _log_skipped(skipped)
     col = _Collector(on_error)
-    items = _parse_rows(source, lambda row, where: parse_eval_item(row, fm, where), fm, col)
+    items = _parse_rows(unit, lambda row, where: parse_eval_item(row, fm, where), fm, col)
     col.write(rejects)
     if not items:
-        raise DataError(str(source), None, None, f"no valid rows ({len(col.rejects)} rejected)")
+        raise DataError(unit.label, None, None, f"no valid rows ({len(col.rejects)} rejected)")
     return items
 
 

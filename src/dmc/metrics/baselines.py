@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -77,40 +78,122 @@ class RSR(Metric):
         return MetricResult(vals, reasons, pd.Series(out, dtype=float), pd.Series(why, index=list(out), dtype=object))
 
 
-@register
-class IFD(Metric):
-    name = "ifd"
-    version = "ifd-v1"
+# -- IFD (Cherry LLM) and its perplexity-ratio variant (Superfiltering) ---------------------------------
+
+IFD_FILTER_REASON = "IFD >= 1 (filtered, as in Cherry LLM / Superfiltering)"
+IFD_ALL_FILTERED = "every scored sample has IFD >= 1 (filtered, as in Cherry LLM / Superfiltering)"
+IFD_NO_NOQ = "no sample with a question-free pass"
+IFD_NO_USABLE = "no sample with a usable question-free pass"
+IFD_MISALIGNED = "question-free pass not aligned with the response tokens"
+
+
+def ifd_nlls(ctx: ScoringContext, i: Any) -> tuple[float, float, str | None]:
+    """(mean NLL of the response given the question, mean NLL of the SAME tokens without it, reason).
+
+    Both means run over the response tokens after the first. Without the question the first
+    response token has no context: a tokenizer without BOS leaves it unscored (NaN) and one with
+    BOS scores it from BOS alone, a unigram guess whose large NLL says nothing about the question.
+    Whether it counted would then depend on the student's tokenizer, and counting it in one mean
+    only (as ifd-v1 did) biases the ratio; so it is dropped from both. (Cherry LLM keeps every
+    response token because its question-free text still starts with "### Response:", so its first
+    token has context; ours has none.) The two passes must cover the same tokens; when their
+    lengths differ (the response tokenized differently, or the question-free pass not cut like a
+    truncated main pass) the tokens cannot be paired and the sample is NaN with a reason.
+    """
+    nan = float("nan")
+    lp = ctx.token_array(i, "logprob")
+    if lp is None:
+        return nan, nan, NO_TOKENS
+    noq = ctx.token_array(i, "logprob_noq")
+    if noq is None:
+        return nan, nan, "no question-free pass"
+    if len(lp) == 0:
+        return nan, nan, "empty response"
+    if len(noq) != len(lp):
+        return nan, nan, IFD_MISALIGNED
+    lp, noq = lp[1:], noq[1:]
+    if len(lp) == 0:
+        return nan, nan, "one-token response (its first token is not scored)"
+    if not (np.isfinite(lp).all() and np.isfinite(noq).all()):
+        return nan, nan, "non-finite log-probabilities"
+    return float((-lp).mean()), float((-noq).mean()), None
+
+
+class _IFDBase(Metric):
+    """Per sample a ratio of the conditioned to the direct answer score (``_ratio``), NaN with
+    IFD_FILTER_REASON when it is >= 1 and ``ifd_filter`` is on; per dataset the mean over the
+    samples kept, and ``<name>_filtered``: the share of scored samples with a ratio >= 1."""
+
     direction = "higher"
     range = (0.0, float("inf"))
-    description = ("Instruction-Following Difficulty (Cherry LLM): mean NLL(y|x) / mean NLL(y), skipping the "
-                   "question-free pass's first token (it has no context); dataset = mean over samples. Cherry LLM "
-                   "selects high-IFD samples (higher = harder to follow, more to learn); IFD >= 1 means the "
-                   "question does not help predict the answer.")
     needs = frozenset({"tokens", "tokens_noq"})
 
+    @abstractmethod
+    def _ratio(self, nll_q: float, nll_noq: float) -> tuple[float, str | None]:
+        """The sample's value from its two mean NLLs, or NaN and a reason."""
+
     def compute(self, ctx: ScoringContext) -> MetricResult:
+        filt = ctx.settings.ifd_filter
+        scored = pd.Series(False, index=ctx.index, dtype=bool)
+        over = pd.Series(False, index=ctx.index, dtype=bool)
+        has_noq = pd.Series(False, index=ctx.index, dtype=bool)
+
         def one(i: Any) -> tuple[float, str | None]:
-            lp = ctx.token_array(i, "logprob")
-            if lp is None:
-                return float("nan"), NO_TOKENS
-            noq = ctx.token_array(i, "logprob_noq")
-            if noq is None:
-                return float("nan"), "no question-free pass"
-            # the question-free pass has no prediction for its first token (NaN there): skip it
-            noq = noq[np.isfinite(noq)]
-            if len(lp) == 0 or len(noq) == 0:
-                return float("nan"), "empty response"
-            if not np.isfinite(lp).all():
-                return float("nan"), "non-finite log-probabilities"
-            den = float((-noq).mean())
-            if den <= 0.0:
-                return float("nan"), "zero surprisal without the question"
-            return float((-lp).mean()) / den, None
+            has_noq[i] = ctx.token_array(i, "logprob_noq") is not None
+            nll_q, nll_noq, why = ifd_nlls(ctx, i)
+            if why is not None:
+                return float("nan"), why
+            v, why = self._ratio(nll_q, nll_noq)
+            if why is not None:
+                return float("nan"), why
+            scored[i], over[i] = True, v >= 1.0
+            if filt and v >= 1.0:
+                return float("nan"), IFD_FILTER_REASON
+            return v, None
 
         vals, reasons = _per_sample(ctx, one)
-        dv, dr = _dataset_mean(ctx, vals, "no sample with a question-free pass")
-        return MetricResult(vals, reasons, dv, dr)
+        dv, dr = _dataset_mean(ctx, vals, IFD_NO_NOQ)
+        share = {}
+        for d in ctx.datasets:
+            sel = ctx.samples["dataset"] == d
+            n = int(scored[sel].sum())
+            share[d] = float(over[sel].sum()) / n if n else float("nan")
+            if np.isnan(dv[d]) and n:
+                dr[d] = IFD_ALL_FILTERED
+            elif np.isnan(dv[d]) and has_noq[sel].any():
+                dr[d] = IFD_NO_USABLE
+        extra = pd.DataFrame({f"{self.name}_filtered": pd.Series(share, dtype=float)})
+        return MetricResult(vals, reasons, dv, dr, dataset_extra=extra)
+
+
+@register
+class IFD(_IFDBase):
+    name = "ifd"
+    version = "ifd-v2"
+    description = ("Instruction-Following Difficulty (Cherry LLM, Li et al. 2023): mean NLL(y|x) / mean NLL(y) "
+                   "over the same response tokens, all but the first (it has no context without the question). "
+                   "With ifd_filter (default) a sample with IFD >= 1 (the question does not help) is NaN, as both "
+                   "references drop it; dataset = mean over the samples kept, ifd_filtered = share of scored "
+                   "samples with IFD >= 1. Higher = better: the references select the highest IFD below 1.")
+
+    def _ratio(self, nll_q: float, nll_noq: float) -> tuple[float, str | None]:
+        if nll_noq <= 0.0:
+            return float("nan"), "zero surprisal without the question"
+        return nll_q / nll_noq, None
+
+
+@register
+class IFDPerplexity(_IFDBase):
+    name = "ifd_ppl"
+    version = "ifd-ppl-v1"
+    description = ("IFD as Superfiltering (Li et al. 2024) computes it: PPL(y|x) / PPL(y) = exp(mean NLL(y|x)) / "
+                   "exp(mean NLL(y)), over the same tokens as ifd. Same filter (>= 1 exactly when IFD >= 1), "
+                   "ifd_ppl_filtered = share of scored samples with a ratio >= 1; dataset = mean over the samples "
+                   "kept. Higher = better: Superfiltering selects the highest ratio below 1.")
+
+    def _ratio(self, nll_q: float, nll_noq: float) -> tuple[float, str | None]:
+        with np.errstate(over="ignore"):  # a huge gap is +inf: >= 1, filtered like any other
+            return float(np.exp(nll_q - nll_noq)), None  # = exp(nll_q) / exp(nll_noq), without overflow
 
 
 @register

@@ -34,6 +34,9 @@ class MetricSettings:
                               "easier (only easier ones).", choices=("both", "easier"))
     budget: int | None = setting(None, "Student generation budget in tokens: a trace longer than this gets weight 0 "
                                  "in DMC (default: unlimited).", min=1)
+    ifd_filter: bool = setting(True, "ifd / ifd_ppl: a sample with a ratio >= 1 (the question does not help "
+                               "predict the answer) is NaN, as Cherry LLM and Superfiltering drop it before "
+                               "selecting (--no-ifd-filter keeps it).", result=True)
 
     def __post_init__(self) -> None:
         check(self)

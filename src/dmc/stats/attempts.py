@@ -20,10 +20,9 @@ from dataclasses import asdict
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dmc.data.schema import EvalItem, Sample
-from dmc.stats.cache import StatsCache
+from dmc.stats.cache import StatsCache, batch_key, claimed
 from dmc.stats.progress import reporter
 from dmc.stats.settings import ENGINE_VERSION, AttemptSettings, settings_dict
 from dmc.stats.tables import ATTEMPTS_SCHEMA, rows_to_table
@@ -90,8 +89,10 @@ def compute_attempts(student, questions: Sequence[Question], settings: AttemptSe
 
     Questions already attempted k times in `cache` are reused; the others are generated in batches
     of `settings.batch_size` sequences (see `questions_per_batch`), each finished batch graded and
-    written to `cache` as its own shard.
-    `df.attrs["run"]` holds the RunCounters (as a dict; counts are questions).
+    written to `cache` as its own shard. Processes sharing `cache` split the batches between them
+    (dmc.stats.cache.claimed).
+    `df.attrs["run"]` holds the RunCounters (as a dict; counts are questions): `computed` here,
+    `reused` from the cache (including what other processes wrote during the call).
     """
     settings = settings or AttemptSettings()
     counters = RunCounters(requested=len(questions))
@@ -103,33 +104,56 @@ def compute_attempts(student, questions: Sequence[Question], settings: AttemptSe
 
     tables: list[pa.Table] = []
     done: set[str] = set()
-    if cache is not None:
-        cached, report = cache.load("attempts", fp, sh)
-        counters.bad_shards = report.bad_shards
-        cached = cached.filter(pc.and_(pc.is_in(cached["question_hash"], pa.array(list(unique), pa.string())),
-                                       pc.less(cached["attempt"], settings.k)))
+    per_q: dict[str, set[int]] = {}  # cached attempts of questions not done
+    seen: set[str] = set()
+
+    def take_in_cached() -> None:
+        """Add the cached attempts of questions not done yet: at the start, and before each batch
+        the ones other processes sharing the cache finished meanwhile."""
+        assert cache is not None
+        cached, report = cache.load("attempts", fp, sh, seen=seen)
+        counters.bad_shards += report.bad_shards
+        keys = zip(cached["question_hash"].to_pylist(), cached["attempt"].to_pylist())
+        keep = [h in unique and h not in done and a < settings.k for h, a in keys]
+        if not any(keep):
+            return
+        cached = cached.filter(pa.array(keep, pa.bool_()))
         tables.append(cached)
-        per_q: dict[str, int] = {}
-        for h in cached["question_hash"].to_pylist():
-            per_q[h] = per_q.get(h, 0) + 1
-        done = {h for h, n in per_q.items() if n == settings.k}
+        for h, a in zip(cached["question_hash"].to_pylist(), cached["attempt"].to_pylist()):
+            per_q.setdefault(h, set()).add(a)
+            if len(per_q[h]) == settings.k:
+                done.add(h)
+                counters.reused += 1
+
+    if cache is not None:
+        take_in_cached()
         cache.describe("attempts", fp, sh, {"engine": ENGINE_VERSION, "settings": settings_dict(settings)})
-    counters.reused = len(done)
 
     todo = [h for h in unique if h not in done]
     bs = questions_per_batch(settings)
+    batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
     with reporter("student attempts", len(todo), "questions", progress) as rep:
-        for i in range(0, len(todo), bs):
-            hs = todo[i:i + bs]
-            rows = _attempt_rows(student, [unique[h] for h in hs], hs, settings)
-            t = rows_to_table(rows, ATTEMPTS_SCHEMA)
+        for hs in claimed(cache, "attempts", fp, sh, batches, key=batch_key):
             if cache is not None:
-                cache.write_shard("attempts", fp, sh, t)
-            tables.append(t)
-            counters.computed += len(hs)
-            counters.forward_passes += 1
-            n_tok = sum(r["n_tokens"] for r in rows)
-            counters.tokens_forwarded += n_tok
+                take_in_cached()
+            missing = [h for h in hs if h not in done]
+            n_tok = 0
+            if missing:
+                # The whole batch, even when another process did part of it: its random stream
+                # (batch_seed) and so every attempt depend on the batch alone.
+                rows = _attempt_rows(student, [unique[h] for h in hs], hs, settings)
+                n_tok = sum(r["n_tokens"] for r in rows)
+                if len(missing) < len(hs):
+                    wanted = set(missing)
+                    rows = [r for r in rows if r["question_hash"] in wanted]
+                t = rows_to_table(rows, ATTEMPTS_SCHEMA)
+                if cache is not None:
+                    seen.add(cache.write_shard("attempts", fp, sh, t).name)  # its rows are in `tables`
+                tables.append(t)
+                done.update(missing)
+                counters.computed += len(missing)
+                counters.forward_passes += 1
+                counters.tokens_forwarded += n_tok
             rep.advance(len(hs), n_tok)
 
     allrows = pa.concat_tables(tables) if tables else ATTEMPTS_SCHEMA.empty_table()

@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dmc.data.schema import Sample
-from dmc.stats.cache import StatsCache
+from dmc.stats.cache import StatsCache, batch_key, claimed
 from dmc.stats.core import Span, plan_batches, score_batch
 from dmc.stats.progress import reporter
 from dmc.stats.settings import ENGINE_VERSION, TokenStatsSettings, settings_dict
@@ -161,8 +160,11 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     """The tokens table (docs/ARCHITECTURE.md) for `samples`, one row per sample in order.
 
     Cached rows are reused; missing ones are computed in length-bucketed batches, each finished
-    batch written to `cache` as its own shard before the next starts. `df.attrs["run"]` holds the
-    RunCounters of the call (as a dict): `computed == 0` and `forward_passes == 0` on a full hit.
+    batch written to `cache` as its own shard before the next starts. Processes sharing `cache`
+    split the batches between them (dmc.stats.cache.claimed). `df.attrs["run"]` holds the
+    RunCounters of the call (as a dict): `computed` samples were scored here, `reused` read from
+    the cache (including rows other processes wrote during the call); `computed == 0` and
+    `forward_passes == 0` on a full hit.
     """
     settings = settings or TokenStatsSettings()
     counters = RunCounters(requested=len(samples))
@@ -174,14 +176,25 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
 
     tables: list[pa.Table] = []
     done: set[str] = set()
+    seen: set[str] = set()
+
+    def take_in_cached() -> None:
+        """Add the cached rows of samples not done yet: at the start, and before each batch the
+        rows other processes sharing the cache finished meanwhile."""
+        assert cache is not None
+        cached, report = cache.load("tokens", fp, sh, seen=seen)
+        counters.bad_shards += report.bad_shards
+        keep = [h in unique and h not in done for h in cached["sample_hash"].to_pylist()]
+        if any(keep):
+            cached = cached.filter(pa.array(keep, pa.bool_()))
+            tables.append(cached)
+            new = cached["sample_hash"].to_pylist()
+            done.update(new)
+            counters.reused += len(new)
+
     if cache is not None:
-        cached, report = cache.load("tokens", fp, sh)
-        counters.bad_shards = report.bad_shards
-        cached = cached.filter(pc.is_in(cached["sample_hash"], pa.array(list(unique), pa.string())))
-        tables.append(cached)
-        done = set(cached["sample_hash"].to_pylist())
+        take_in_cached()
         cache.describe("tokens", fp, sh, {"engine": ENGINE_VERSION, "settings": settings_dict(settings)})
-    counters.reused = len(done)
 
     todo = [s for h, s in unique.items() if h not in done]
     encs = []
@@ -191,13 +204,23 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
             rep.advance(1, len(encs[-1].input_ids))
     batches = plan_batches([len(e.input_ids) for e in encs], settings.batch_tokens)
     with reporter("token statistics", len(todo), "samples", progress) as rep:
-        for idx in batches:
-            rows = _score_batch_rows(student, [todo[i] for i in idx], [encs[i] for i in idx], settings, counters)
-            t = rows_to_table(rows, TOKENS_CACHE_SCHEMA)
+        for idx in claimed(cache, "tokens", fp, sh, batches, key=lambda idx: batch_key(todo[i].hash for i in idx)):
             if cache is not None:
-                cache.write_shard("tokens", fp, sh, t)
-            tables.append(t)
-            counters.computed += len(idx)
+                take_in_cached()
+            missing = [i for i in idx if todo[i].hash not in done]
+            if missing:
+                # The whole batch, even when another process did part of it: a sample's numbers
+                # then never depend on which process computed what.
+                rows = _score_batch_rows(student, [todo[i] for i in idx], [encs[i] for i in idx], settings, counters)
+                if len(missing) < len(idx):
+                    wanted = {todo[i].hash for i in missing}
+                    rows = [r for r in rows if r["sample_hash"] in wanted]
+                t = rows_to_table(rows, TOKENS_CACHE_SCHEMA)
+                if cache is not None:
+                    seen.add(cache.write_shard("tokens", fp, sh, t).name)  # its rows are in `tables`
+                tables.append(t)
+                done.update(todo[i].hash for i in missing)
+                counters.computed += len(missing)
             rep.advance(len(idx), sum(len(encs[i].input_ids) for i in idx))
 
     allrows = pa.concat_tables(tables) if tables else TOKENS_CACHE_SCHEMA.empty_table()

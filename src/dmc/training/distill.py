@@ -28,6 +28,7 @@ def distill(
     resume_from_checkpoint: str | bool | None = None,
     verifier: str = "auto",
     quiet: bool = True,
+    progress: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
     """Train `student` on the pool under `strategy` (see dmc.curriculum.strategies) and evaluate it.
@@ -42,7 +43,7 @@ def distill(
     run_dir.mkdir(parents=True, exist_ok=True)
     curriculum, info = build_curriculum(strategy, pool, student, eval_items=eval_items, settings=settings,
                                         scoring=scoring, seed=config.seed, cache_dir=cache_dir,
-                                        scores_dir=run_dir / "scores")
+                                        scores_dir=run_dir / "scores", progress=progress)
     atomic_write_json(run_dir / "strategy.json", info)
     result = train(student, None, config, eval_items=eval_items, callbacks=[curriculum, *callbacks],
                    resume_from_checkpoint=resume_from_checkpoint, verifier=verifier, quiet=quiet)

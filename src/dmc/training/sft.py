@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 from torch.utils.data import Dataset, IterableDataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging as hf_logging
 
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
@@ -34,9 +36,16 @@ from dmc.evaluation import evaluate
 from dmc.training.callbacks import JsonlLogCallback, PeriodicEvalCallback
 from dmc.training.collator import SFTCollator
 from dmc.training.config import TrainConfig, resolve_bf16
+from dmc.curriculum.callback import STATE_FILE as CURRICULUM_STATE
 from dmc.curriculum.callback import MixtureCurriculum
 from dmc.training.io import RunLog, atomic_write_json
 from dmc.curriculum.mixture import SampleDataset
+
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, written last into a checkpoint
+_CHECKPOINT_RE = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
 
 
 @dataclass
@@ -54,6 +63,39 @@ class TrainResult:
     @property
     def log_path(self) -> Path:
         return self.run_dir / "log.jsonl"
+
+
+def _checkpoint_problem(ckpt: Path, curriculum: bool) -> str | None:
+    """Why `ckpt` cannot be resumed from, or None. Trainer writes trainer_state.json last and a
+    curriculum writes its state after that (on_save), so a run killed while saving leaves a
+    checkpoint without them (or with a cut trainer_state.json)."""
+    try:
+        json.loads((ckpt / TRAINER_STATE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{ckpt.name} is incomplete (no {TRAINER_STATE}; the run was stopped while saving it)"
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"{ckpt.name} is incomplete ({TRAINER_STATE} is not valid JSON: {e})"
+    if curriculum and not (ckpt / CURRICULUM_STATE).is_file():
+        return (f"{ckpt.name} is incomplete (no curriculum state {CURRICULUM_STATE}; the run was stopped "
+                "while saving it)")
+    return None
+
+
+def latest_complete_checkpoint(root: Path, *, curriculum: bool) -> tuple[str | None, list[str]]:
+    """The newest checkpoint under `root` that can be resumed from (None if none), and why each
+    newer one cannot (see `_checkpoint_problem`): a run killed while saving a checkpoint resumes
+    from the one before."""
+    if not root.is_dir():
+        return None, []
+    found = [(int(m.group(1)), p) for p in root.iterdir()
+             if p.is_dir() and (m := _CHECKPOINT_RE.fullmatch(p.name))]
+    skipped: list[str] = []
+    for _, p in sorted(found, reverse=True):
+        why = _checkpoint_problem(p, curriculum)
+        if why is None:
+            return str(p), skipped
+        skipped.append(why)
+    return None, skipped
 
 
 def _as_dataset(data) -> Dataset | IterableDataset:
@@ -173,12 +215,16 @@ def train(
     resume_path: str | None = None
     if resume_from_checkpoint:
         ckpt_root = run_dir / "checkpoints"
+        incomplete: list[str] = []
         if resume_from_checkpoint is True:
-            resume_path = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+            resume_path, incomplete = latest_complete_checkpoint(ckpt_root, curriculum=bool(curricula))
         else:
             resume_path = str(resume_from_checkpoint)
         if resume_path is None or not Path(resume_path).is_dir():
-            raise FileNotFoundError(f"train: no checkpoint to resume from (looked for {resume_from_checkpoint!r} under {ckpt_root})")
+            raise FileNotFoundError(f"train: no checkpoint to resume from (looked for {resume_from_checkpoint!r} under {ckpt_root})"
+                                    + "".join(f"; {why}" for why in incomplete))
+        for why in incomplete:
+            logger.warning("resuming from %s: %s", resume_path, why)
         state = json.loads((Path(resume_path) / "trainer_state.json").read_text())
         log.truncate_after(int(state["global_step"]))
         for c in curricula:

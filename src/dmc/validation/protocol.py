@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 from dmc import __version__
 from dmc.curriculum import CurriculumSettings, parse_strategy
 from dmc.curriculum.strategies import STRATEGY_REVISIONS
+from dmc.data import FieldMap
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.evaluation import evaluate
 from dmc.io import atomic_write_json, content_hash, read_json, write_jsonl
@@ -205,6 +206,7 @@ def validate(
     *,
     device: str = "cpu",
     cache_dir: str | Path | None = None,
+    fields: FieldMap | None = None,
     progress: bool = True,
     console: Console | None = None,
     command: str | None = None,
@@ -214,7 +216,8 @@ def validate(
     student: a spec for dmc.students.load_student (name, HF directory, .gguf) or a Student.
     pool: candidate dataset files/directories or CandidateDataset objects. eval_set: a file or
     EvalItems. device: where pilots train. cache_dir: the statistics cache (default: see
-    dmc.scoring.default_cache_dir). Finished pilots are cached in OUT/pilots and never rerun.
+    dmc.scoring.default_cache_dir). fields: the column names of the files (dmc.data.FieldMap).
+    Finished pilots are cached in OUT/pilots and never rerun.
 
     Pilots run in spawned worker processes when workers > 1: a script that calls this must keep
     its top-level code under ``if __name__ == "__main__":`` (the spawn start method re-imports it).
@@ -224,8 +227,8 @@ def validate(
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
-    datasets = load_inputs(pool)
-    evals, eval_source = load_targets(eval_set)
+    datasets = load_inputs(pool, fields)
+    evals, eval_source = load_targets(eval_set, fields)
     stud, spec = _student_spec(student, out)
     fp = stud.fingerprint
     eval_hash = content_hash(sorted(content_hash({"prompt": list(e.prompt), "gold": e.gold}) for e in evals))
