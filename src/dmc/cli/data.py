@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dmc.cli.app import app
-from dmc.cli.options import FIELDS, command, fail, field_map
-from dmc.cli.score import require
+from dmc.cli.options import FIELDS, command, fail, field_map, require
 from dmc.settings import setting
 from dmc.data import DataError, load_eval_set, load_pool
 

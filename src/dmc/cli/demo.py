@@ -13,8 +13,7 @@ from rich.table import Table
 from transformers.utils import logging as hf_logging
 
 from dmc.cli.app import app
-from dmc.cli.options import command, fail
-from dmc.cli.score import USER_ERRORS, error_text
+from dmc.cli.options import USER_ERRORS, command, error_text, fail
 from dmc.settings import SEED, setting
 from dmc.demo import fmt_value, run_demo
 from dmc.lab import TASK_FAMILIES

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dmc.cli.app import app
-from dmc.cli.options import DEVICE, DTYPE, FIELDS, STUDENT, command, fail, field_map
-from dmc.cli.score import USER_ERRORS, error_text, require
+from dmc.cli.options import DEVICE, DTYPE, FIELDS, STUDENT, USER_ERRORS, command, error_text, fail, field_map, require
 from dmc.data import load_eval_set
 from dmc.evaluation import EVAL_BATCH_SIZE, EVAL_MAX_NEW_TOKENS, evaluate, summary_rows
 from dmc.settings import SEED, VERIFIER, setting

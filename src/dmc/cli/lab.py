@@ -11,8 +11,7 @@ from pathlib import Path
 import typer
 
 from dmc.cli.app import app
-from dmc.cli.options import command
-from dmc.cli.score import require
+from dmc.cli.options import command, require
 from dmc.settings import SEED, setting
 from dmc.lab import LAB_ARCHS, LAB_TASKS, TASK_FAMILIES, TEACHERS, build_lab, chainsum, lab_students, pretrain, standard_pool, students_dir
 

@@ -27,8 +27,10 @@ from typing import Any
 import click
 import typer
 import yaml
+from rich.console import Console
 
-from dmc.data import FieldMap
+from dmc.data import DataError, FieldMap
+from dmc.stats import UnsupportedModelError
 from dmc.settings import Spec, field_types, from_dict, load_config, nested_class, set_path, spec_of
 
 USAGE_ERROR = 2  # a bad argument, input or setting: one line on stderr
@@ -181,6 +183,25 @@ def field_map(specs: typing.Sequence[str]) -> FieldMap | None:
         return FieldMap.parse(list(specs)) if specs else None
     except ValueError as e:
         fail(f"--field: {e}")
+
+
+# what a command reports as a user error (one line, exit 2) rather than a traceback
+USER_ERRORS = (DataError, FileNotFoundError, ValueError, KeyError, UnsupportedModelError)
+
+
+def error_text(e: BaseException) -> str:
+    return str(e.args[0] if isinstance(e, KeyError) and e.args else e)  # KeyError's str() adds quotes
+
+
+def require(value: object, what: str) -> None:
+    if not value:
+        fail(f"missing {what}")
+
+
+def wide_console(stderr: bool = False) -> Console:
+    """A console that does not squeeze wide tables into 80 columns when writing to a pipe or file."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(width=160, stderr=stderr)
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> typing.NoReturn:

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from dmc.cli.app import app
-from dmc.cli.options import command, fail
-from dmc.cli.score import require
+from dmc.cli.options import command, fail, require
 from dmc.settings import setting
 from dmc.report import write_report
 from dmc.report.compare import write_comparison

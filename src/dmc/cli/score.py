@@ -5,22 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
-from dmc.data import DataError
+from dmc.cli.options import (CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, USER_ERRORS, command, error_text,
+                             fail, field_map, require, wide_console)
 from dmc.metrics import METRICS, directions_footer
 from dmc.scoring import ScoringSettings, score
 from dmc.settings import setting
-from dmc.stats import UnsupportedModelError
-
-
-def wide_console(stderr: bool = False) -> Console:
-    """A console that does not squeeze wide tables into 80 columns when writing to a pipe or file."""
-    c = Console(stderr=stderr)
-    return c if c.is_terminal else Console(width=160, stderr=stderr)
 
 
 @dataclass(frozen=True)
@@ -39,18 +31,6 @@ class ScoreCommand:
     dtype: str = DTYPE.field()
     progress: bool = PROGRESS.field()
     scoring: ScoringSettings = setting(help="How the pool is scored.", default_factory=ScoringSettings)
-
-
-def require(value: object, what: str) -> None:
-    if not value:
-        fail(f"missing {what}")
-
-
-USER_ERRORS = (DataError, FileNotFoundError, ValueError, KeyError, UnsupportedModelError)
-
-
-def error_text(e: BaseException) -> str:
-    return str(e.args[0] if isinstance(e, KeyError) and e.args else e)  # KeyError's str() adds quotes
 
 
 def run_score(c: ScoreCommand) -> None:

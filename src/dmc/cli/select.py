@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from dmc.cli.app import app
-from dmc.cli.options import FIELDS, command, fail, field_map
-from dmc.cli.score import USER_ERRORS, error_text, require, wide_console
+from dmc.cli.options import FIELDS, USER_ERRORS, command, error_text, fail, field_map, require, wide_console
 from dmc.data import load_pool
 from dmc.metrics import ScoreReport
 from dmc.selection import select, write_selection

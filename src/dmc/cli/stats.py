@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
-from dmc.cli.score import USER_ERRORS, error_text, require
+from dmc.cli.options import (CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDENT, USER_ERRORS, command, error_text,
+                             fail, field_map, require)
 from dmc.scoring import ScoringSettings, compute_tables, load_inputs, load_targets, subsample
 from dmc.settings import setting
 from dmc.stats import ATTEMPTS_SCHEMA, TOKENS_SCHEMA, StatsCache, question_hash

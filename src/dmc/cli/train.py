@@ -11,8 +11,8 @@ from transformers import TrainerCallback
 
 from dmc.cli.app import app
 from dmc.cli.evaluate import eval_table
-from dmc.cli.options import CACHE, DEVICE, FIELDS, POOL, PROGRESS, STUDENT, command, fail, field_map
-from dmc.cli.score import USER_ERRORS, error_text, require
+from dmc.cli.options import (CACHE, DEVICE, FIELDS, POOL, PROGRESS, STUDENT, USER_ERRORS, command, error_text, fail,
+                             field_map, require)
 from dmc.curriculum import CurriculumSettings, parse_strategy
 from dmc.data import load_dataset, load_eval_set, load_pool
 from dmc.scoring import ScoringSettings

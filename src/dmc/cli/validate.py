@@ -12,8 +12,8 @@ from rich.table import Table
 from transformers.utils import logging as hf_logging
 
 from dmc.cli.app import app
-from dmc.cli.options import CACHE, DEVICE, FIELDS, POOL, STUDENT, command, fail, field_map
-from dmc.cli.score import USER_ERRORS, error_text, require
+from dmc.cli.options import (CACHE, DEVICE, FIELDS, POOL, STUDENT, USER_ERRORS, command, error_text, fail, field_map,
+                             require)
 from dmc.report import write_report
 from dmc.settings import setting
 from dmc.validation import ValidateConfig, validate

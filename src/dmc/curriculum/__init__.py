@@ -11,7 +11,8 @@ from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum, Re
 from dmc.curriculum.mixture import MixtureSampler, MixtureSchedule, PoolDataset, SampleDataset
 from dmc.curriculum.policies import ArgmaxPolicy, ProportionalPolicy, SoftmaxPolicy, make_policy
 from dmc.curriculum.rescore import DMCRescorer
-from dmc.curriculum.strategies import STRATEGIES, CurriculumSettings, build_curriculum, parse_strategy
+from dmc.curriculum.settings import CurriculumSettings
+from dmc.curriculum.strategies import STRATEGIES, build_curriculum, parse_strategy
 
 __all__ = [
     "STRATEGIES", "ArgmaxPolicy", "CurriculumSettings", "DMCCurriculumCallback", "DMCRescorer", "MixtureCurriculum",

@@ -4,7 +4,7 @@
 Nothing here runs a training loop: `attach(trainer)` installs the sampler on any
 `transformers.Trainer` (including TRL's `SFTTrainer`) and the callback hooks do the rest::
 
-    curriculum = DMCCurriculumCallback(pool, rescore_every=200, probe_size=16, policy="softmax")
+    curriculum = DMCCurriculumCallback(pool, rescore_every=60, probe_size=16, policy="softmax")
     trainer = SFTTrainer(model=model, args=SFTConfig(max_steps=400, ...),
                          train_dataset=curriculum.hf_dataset(), processing_class=tokenizer,
                          callbacks=[curriculum])
@@ -38,6 +38,7 @@ from dmc.stats.subsample import subsample
 from dmc.students import Student
 from dmc.curriculum.mixture import MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
 from dmc.curriculum.policies import MixturePolicy, make_policy
+from dmc.curriculum.settings import CurriculumSettings
 
 logger = logging.getLogger(__name__)
 
@@ -246,9 +247,9 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self,
         pool: Sequence[CandidateDataset],
         *,
-        rescore_every: int = 200,
-        probe_size: int | None = 16,
-        policy: str | MixturePolicy = "argmax",
+        rescore_every: int = CurriculumSettings.rescore_every,
+        probe_size: int | None = CurriculumSettings.probe_size,
+        policy: str | MixturePolicy = CurriculumSettings.policy,
         rescore_fn: RescoreFn | None = None,
         student=None,
         target=None,

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dmc.curriculum.settings import CurriculumSettings
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.scoring import ScoringSettings, score_pool
 from dmc.stats import question_hash
@@ -52,9 +53,9 @@ class DMCRescorer:
         self,
         target: Sequence[EvalItem] | None = None,
         *,
-        target_size: int | None = 32,
-        capability_size: int | None = 8,
-        attempt_budget: int | str = "auto",
+        target_size: int | None = CurriculumSettings.target_size,
+        capability_size: int | None = CurriculumSettings.capability_size,
+        attempt_budget: int | str = CurriculumSettings.attempt_budget,
         scoring: ScoringSettings | None = None,
         seed: int = 0,
     ):

@@ -28,8 +28,9 @@ import numpy as np
 from dmc.data.schema import CandidateDataset, EvalItem
 from dmc.metrics import METRICS
 from dmc.scoring import ScoringSettings, score
-from dmc.settings import check, setting, to_dict
+from dmc.settings import to_dict
 from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum
+from dmc.curriculum.settings import CurriculumSettings
 from dmc.curriculum.rescore import DMCRescorer
 from dmc.curriculum.policies import make_policy
 
@@ -38,35 +39,6 @@ STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dyna
 # (2: dynamic-dmc takes its first mixture from the full initial scores; 3: probes and attempted
 # questions drawn by the one seeded ordering of dmc.stats.subsample).
 STRATEGY_REVISIONS = {"dynamic-dmc": 3}
-
-
-@dataclass(frozen=True)
-class CurriculumSettings:
-    """Settings of the data strategies (how scores become a mixture, and how the dynamic curriculum
-    re-scores). How the pool is scored is :class:`dmc.scoring.ScoringSettings`."""
-
-    rescore_every: int = setting(60, "dynamic-dmc: optimizer steps between re-scores.", min=1)
-    probe_size: int | None = setting(16, "dynamic-dmc: samples per dataset in the fixed probe that is re-scored "
-                                     "(default 16; none = all).", min=1)
-    policy: str = setting("argmax", "dynamic-dmc mixture policy: argmax[:DWELL], softmax[:TAU] or proportional.")
-    capability_size: int | None = setting(8, "dynamic-dmc: probe questions per dataset re-attempted per re-score "
-                                          "(C_D).", min=1)
-    target_size: int | None = setting(32, "dynamic-dmc: target questions re-attempted per re-score (C_T).", min=1)
-    attempt_budget: int | str = setting("auto", "dynamic-dmc: tokens per re-scoring attempt; auto = 1.5 x the "
-                                        "longest probe trace, capped by --attempt-max-new-tokens.")
-    mix_policy: str = setting("softmax", "static-dmc-mix: how DMC becomes a fixed mixture (softmax[:TAU] or "
-                              "proportional).")
-
-    def __post_init__(self) -> None:
-        check(self)
-        make_policy(self.policy)
-        make_policy(self.mix_policy)
-        if self.attempt_budget != "auto" and not (isinstance(self.attempt_budget, int) and self.attempt_budget >= 1):
-            raise ValueError(f"CurriculumSettings.attempt_budget must be auto or a positive integer, "
-                             f"got {self.attempt_budget!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:

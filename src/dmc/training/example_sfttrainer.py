@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from dmc.data.schema import CandidateDataset, EvalItem
 from dmc.curriculum.callback import DMCCurriculumCallback, RescoreFn
+from dmc.curriculum.settings import CurriculumSettings
 
 
 def run(
@@ -34,9 +35,9 @@ def run(
     steps: int = 400,
     batch_size: int = 8,
     learning_rate: float = 2e-4,
-    rescore_every: int = 200,
-    probe_size: int = 16,
-    policy: str = "argmax",
+    rescore_every: int = CurriculumSettings.rescore_every,
+    probe_size: int | None = CurriculumSettings.probe_size,
+    policy: str = CurriculumSettings.policy,
     target: Sequence[EvalItem] | None = None,
     rescore_fn: RescoreFn | None = None,
     save_steps: int | None = None,
