@@ -271,7 +271,7 @@ def test_fieldmap_parse():
     (["question="], "bad field spec 'question=': expected FIELD=COLUMN, e.g. question=problem"),
     (["=problem"], "bad field spec '=problem': expected FIELD=COLUMN, e.g. question=problem"),
     (["qustion=problem"], "bad field spec 'qustion=problem': unknown field 'qustion' (valid fields: id, question, "
-                          "response, gold, meta, messages, conversations, prompt, completion)"),
+                          "response, gold, meta, messages, conversations, prompt, completion, reasoning)"),
     (["gold=answer", "question=q", "gold=final"], "field 'gold' given twice ('gold=answer' and 'gold=final')"),
 ])
 def test_fieldmap_parse_errors(specs, message):

@@ -82,6 +82,7 @@ def token_row(s: Sample, rank=None, logprob=None, *, truncated: bool = False, lo
         "rank": list(rank), "entropy": [0.0] * n,
         "char_start": [a for a, _ in spans], "char_end": [b for _, b in spans],
         "logprob_noq": None if logprob_noq is None else list(logprob_noq),
+        "prev_turns": None, "prev_turn_tokens": None, "prev_token_ids": None, "prev_logprob": None, "prev_rank": None,
     }
 
 

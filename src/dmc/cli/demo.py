@@ -92,7 +92,7 @@ def run_demo_cmd(c: DemoCommand) -> None:
             a = st.get("final_accuracy")
             s.add_row(name, "n/a" if a is None or a != a else f"{100 * a:.1f}%")
         console.print(s)
-    console.print(f"report: {res.report_html}  (Markdown: {res.report_md})")
+    console.print(f"report: {res.report_html}  (Markdown: {res.report_md})", soft_wrap=True)
     console.print(f"elapsed: {res.seconds:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in res.timings.items())})")
 
 

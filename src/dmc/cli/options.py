@@ -303,6 +303,7 @@ CACHE = Spec("Statistics cache directory (default: OUT/cache for score and stats
              ".dmc-cache); a re-run reuses it.", default=None, result=False, path="out_dir")
 FIELDS = Spec("Read a column under another name, FIELD=COLUMN, once per field (e.g. --field question=problem "
               "--field response=solution --field gold=answer); fields: id, question, response, gold, meta, "
-              "messages, conversations, prompt, completion.", default=(), result=False, flag="--field", repeat=True)
+              "messages, conversations, prompt, completion, reasoning.", default=(), result=False, flag="--field",
+              repeat=True)
 POOL = Spec("Candidate dataset files or directories (each file is one dataset).", default=(), result=False,
             positional=True, path="in")

@@ -45,13 +45,18 @@ def run_score(c: ScoreCommand) -> None:
     except USER_ERRORS as e:
         fail(error_text(e))
     console.print(report.table())
+    for row in report.datasets.itertuples(index=False):
+        if getattr(row, "n_truncated", 0):
+            err.print(escape(f"warning: {row.dataset}: {row.n_truncated} of {row.n_samples} traces are longer than the "
+                             "scoring max_length and were cut; their alignment is NaN (raise --score-max-length, up "
+                             "to the student's context)"), highlight=False, soft_wrap=True)
     for what, unit in (("tokens", "samples"), ("attempts", "questions")):
         r = report.meta["run"].get(what)
         if r:
             label = "token statistics" if what == "tokens" else "student attempts"
             err.print(escape(f"{label}: {r['computed']} {unit} computed, {r['reused']} reused from cache "
-                             f"({report.meta['stats']['cache']}) in {r['seconds']:.1f}s"), highlight=False)
-    err.print(escape(f"wrote samples.parquet, datasets.json, datasets.csv to {c.out}"), highlight=False)
+                             f"({report.meta['stats']['cache']}) in {r['seconds']:.1f}s"), highlight=False, soft_wrap=True)
+    err.print(escape(f"wrote samples.parquet, datasets.json, datasets.csv to {c.out}"), highlight=False, soft_wrap=True)
 
 
 command(app, "score", ScoreCommand, run_score, help=f"""Score candidate datasets for a student: one row per dataset,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from transformers import TrainerCallback
@@ -122,7 +123,6 @@ def run_distill(c: DistillCommand) -> None:
     require(c.eval, "--eval")
     require(c.out, "--out")
     console = Console()
-    err = Console(stderr=True)
     try:
         parse_strategy(c.strategy)
         fields = field_map(c.fields)
@@ -130,9 +130,12 @@ def run_distill(c: DistillCommand) -> None:
         items = load_eval_set(c.eval, fields=fields)
         cfg = dataclasses.replace(c.train, output_dir=str(c.out))
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
+        if c.strategy == "dynamic-dmc" and c.train.steps <= c.curriculum.rescore_every:
+            typer.echo(f"warning: --steps {c.train.steps} <= --rescore-every {c.curriculum.rescore_every}: dynamic-dmc "
+                       "will never re-score (it keeps its first mixture); lower --rescore-every", err=True)
         if parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset"):
-            err.print(f"scoring {len(candidates)} candidate datasets with {stud.name} for {c.strategy} "
-                      "(statistics are cached: a rerun reuses them) ...", highlight=False)
+            typer.echo(f"scoring {len(candidates)} candidate datasets with {stud.name} for {c.strategy} "
+                       "(statistics are cached: a rerun reuses them) ...", err=True)
         res = distill(candidates, stud, items, strategy=c.strategy, config=cfg, settings=c.curriculum,
                       scoring=c.scoring, cache_dir=c.cache, resume_from_checkpoint=True if c.resume else None,
                       verifier=c.scoring.metric.verifier, progress=c.progress,

@@ -82,10 +82,10 @@ def run_validate(c: ValidateCommand) -> None:
     except USER_ERRORS as e:
         fail(error_text(e))
     print_headline(Console(), result)
-    console.print(f"results in {c.out} ({result.seconds:.0f}s)")
+    console.print(f"results in {c.out} ({result.seconds:.0f}s)", soft_wrap=True)
     if c.report:
         paths = write_report(c.out)
-        console.print(f"report: {paths.html} and {paths.markdown}")
+        console.print(f"report: {paths.html} and {paths.markdown}", soft_wrap=True)
 
 
 command(app, "validate", ValidateCommand, run_validate, help="""Validate the metrics on cheap pilots: E1 correlations,

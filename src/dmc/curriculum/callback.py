@@ -355,6 +355,13 @@ class DMCCurriculumCallback(MixtureCurriculum):
     def _decide_initial(self, **kwargs) -> None:
         self._update(0, kwargs.get("model"), kwargs.get("processing_class"), self.initial_scores)
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.max_steps and state.max_steps <= self.rescore_every:
+            # a run shorter than one interval keeps its first mixture: say so instead of doing it silently
+            logger.warning("the curriculum re-scores every %d steps and this run has %d: it will never re-score "
+                           "(lower rescore_every to make it dynamic)", self.rescore_every, state.max_steps)
+        return super().on_train_begin(args, state, control, **kwargs)
+
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
         if step % self.rescore_every == 0 and step < state.max_steps:

@@ -7,6 +7,26 @@ Accepted row shapes (field names configurable with `FieldMap`):
 - ShareGPT `conversations`: a list of {from, value} (human/gpt/system)
 - `prompt` / `completion`: strings, or lists of messages (TRL's conversational shape)
 
+Conversations (`messages`, `conversations`, message lists in `prompt` / `completion`):
+
+- roles are system, user, assistant and tool (ShareGPT speakers map onto them); any other role
+  is an error naming the message and listing the valid roles
+- the scored turn is the last assistant turn, which must end the conversation: it is the
+  `response`, and everything before it (system prompt, earlier user/assistant/tool turns; with
+  `prompt` / `completion`, the prompt's turns then the completion's turns before its last) is
+  the `prompt`; in an eval set, a conversation that ends with an assistant turn loses that turn
+  (the reference trace) and the rest is the prompt, as for a trace of the same question
+- the prompt must hold at least one user turn (a system prompt alone is not a question)
+
+Reasoning (R1/QwQ-style traces): the response keeps its reasoning. A response whose content
+already has a `<think>...</think>` block (or only `</think>`) is kept as it is. Reasoning given
+apart, under `FieldMap.reasoning` (default `reasoning_content`) — a key of the last assistant
+message, or a column beside `response` / `completion` — is joined to the answer as
+`<think>\n{reasoning}\n</think>\n\n{answer}` (see `dmc.data.reasoning`); reasoning in earlier
+assistant turns is dropped, as R1's chat template does. Reasoning given both apart and as a
+`<think>` block in the content, or both in the message and as a column, is an error (ambiguous).
+An empty or null reasoning field counts as absent.
+
 Every bad row raises (policy "fail") or is skipped and written to a rejects file (policy "skip")
 with an error naming the file, the line (1-based; the row for Parquet) and the field at fault.
 
@@ -44,6 +64,7 @@ from typing import Any, Literal
 import datasets
 import pyarrow.parquet as pq
 
+from dmc.data.reasoning import has_think_block, join_reasoning
 from dmc.data.schema import CandidateDataset, EvalItem, Message, Sample, content_hash
 from dmc.io import json_line, write_jsonl
 
@@ -55,6 +76,7 @@ HF_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")  # writte
 REJECTS_SUFFIX = ".rejects.jsonl"  # what dmc writes for refused rows: never a candidate dataset
 _MAX_LISTED = 12  # entries listed in a "no data in directory" error
 _DATA_KEY_FIRST = re.compile(rb'\{\s*"data"\s*:\s*\[')
+ROLES = ("system", "user", "assistant", "tool")  # the roles a chat message may have
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
 
@@ -82,6 +104,7 @@ class FieldMap:
     conversations: str = "conversations"
     prompt: str = "prompt"
     completion: str = "completion"
+    reasoning: str = "reasoning_content"
 
     @classmethod
     def parse(cls, specs: Sequence[str]) -> FieldMap:
@@ -461,6 +484,11 @@ def _gold(row: dict, name: str, where: tuple[str, int], *, required: bool) -> st
 
 
 def _messages(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool = False) -> list[Message]:
+    return _chat(value, name, where, sharegpt=sharegpt)[0]
+
+
+def _chat(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool = False) -> tuple[list[Message], list[dict]]:
+    """The messages of a chat field, checked, and the raw message objects they came from."""
     role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     value = _transposed(value, role_key, content_key)
     if not isinstance(value, list) or not value:
@@ -477,12 +505,15 @@ def _messages(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool =
             if role.lower() not in _SHAREGPT_ROLES:
                 raise DataError(*where, f"{f}.{role_key}", f"unknown speaker '{role}'")
             role = _SHAREGPT_ROLES[role.lower()]
+        elif role not in ROLES:
+            hint = " (roles are lowercase)" if role.strip().lower() in ROLES else ""
+            raise DataError(*where, f"{f}.{role_key}", f"unknown role '{role}'{hint}; valid roles: {', '.join(ROLES)}")
         if not isinstance(content, str):
             raise DataError(*where, f"{f}.{content_key}", "missing or not a string")
         if not content.strip():
             raise DataError(*where, f"{f}.{content_key}", "empty")
         out.append({"role": role, "content": content})
-    return out
+    return out, value
 
 
 def _transposed(value: Any, role_key: str, content_key: str) -> Any:
@@ -497,42 +528,99 @@ def _transposed(value: Any, role_key: str, content_key: str) -> Any:
     return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
 
-def _split_chat(msgs: list[Message], name: str, where: tuple[str, int]) -> tuple[tuple[Message, ...], str]:
+def _need_user(prompt: Sequence[Message], name: str, where: tuple[str, int], before: str) -> None:
+    """Refuses a prompt without a user turn (a system prompt is not a question)."""
+    if not any(m["role"] == "user" for m in prompt):
+        roles = ", ".join(m["role"] for m in prompt)
+        found = f"only {roles}" if roles else "nothing"
+        raise DataError(*where, name, f"no user turn {before} (found {found}); the prompt needs a user's question")
+
+
+def _reasoning(value: Any, name: str, where: tuple[str, int]) -> str | None:
+    """A reasoning field's text; None when it is absent, null or blank."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(*where, name, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        return None
+    if has_think_block(value):
+        raise DataError(*where, name, "has a <think> tag: give the reasoning without tags (it is wrapped in "
+                        "<think>...</think> when loaded), or the whole trace in the content")
+    return value
+
+
+def _with_reasoning(answer: str, answer_name: str, given: Sequence[tuple[str, Any]], where: tuple[str, int]) -> str:
+    """The response: `answer` as it is, or joined with the reasoning found under `given`
+    ((field name, value) pairs) in the R1 form."""
+    found = [(name, r) for name, value in given if (r := _reasoning(value, name, where)) is not None]
+    if not found:
+        return answer
+    if len(found) > 1:
+        raise DataError(*where, found[0][0], f"ambiguous: reasoning is given both here and in '{found[1][0]}'; keep one")
+    name, reasoning = found[0]
+    if has_think_block(answer):
+        raise DataError(*where, name, f"ambiguous: reasoning is given here and '{answer_name}' already has a "
+                        "<think> block; keep one")
+    return join_reasoning(reasoning, answer)
+
+
+def _split_chat(value: Any, name: str, where: tuple[str, int], fm: FieldMap, *, sharegpt: bool = False,
+                column: Any = None) -> tuple[tuple[Message, ...], str]:
+    """(prompt, response) of a conversation: the prompt is every turn before the last, which must
+    be the assistant's trace; the trace takes the reasoning of that message or of the row's column."""
+    msgs, raw = _chat(value, name, where, sharegpt=sharegpt)
     if msgs[-1]["role"] != "assistant":
         raise DataError(*where, name, "the last message must be the assistant's trace")
-    if len(msgs) < 2:
-        raise DataError(*where, name, "needs at least one turn before the assistant's trace")
-    return tuple(msgs[:-1]), msgs[-1]["content"]
+    prompt = tuple(msgs[:-1])
+    _need_user(prompt, name, where, "before the assistant's trace")
+    last = f"{name}[{len(msgs) - 1}]"
+    content = f"{last}.{'value' if sharegpt else 'content'}"
+    given = [(f"{last}.{fm.reasoning}", raw[-1].get(fm.reasoning)), (fm.reasoning, column)]
+    return prompt, _with_reasoning(msgs[-1]["content"], content, given, where)
+
+
+def _eval_prompt(value: Any, name: str, where: tuple[str, int], *, sharegpt: bool = False) -> tuple[Message, ...]:
+    """An eval question's prompt from a conversation: the turns before its last assistant turn
+    when it ends with one (the reference trace), else every turn."""
+    msgs = _messages(value, name, where, sharegpt=sharegpt)
+    prompt = tuple(msgs[:-1] if msgs[-1]["role"] == "assistant" else msgs)
+    _need_user(prompt, name, where, "in the conversation" if prompt == tuple(msgs) else "before the last assistant turn")
+    return prompt
 
 
 def _prompt_and_response(row: dict, fm: FieldMap, where: tuple[str, int], *, need_response: bool):
     """Returns (prompt messages, response or None) from whichever shape the row has."""
-    if fm.messages in row and row[fm.messages] is not None:
-        msgs = _messages(row[fm.messages], fm.messages, where)
-        if not need_response:
-            return tuple(m for m in msgs if m["role"] != "assistant") or tuple(msgs), None
-        return _split_chat(msgs, fm.messages, where)
-    if fm.conversations in row and row[fm.conversations] is not None:
-        msgs = _messages(row[fm.conversations], fm.conversations, where, sharegpt=True)
-        if not need_response:
-            return tuple(m for m in msgs if m["role"] != "assistant") or tuple(msgs), None
-        return _split_chat(msgs, fm.conversations, where)
+    column = row.get(fm.reasoning) if need_response else None
+    for name, sharegpt in ((fm.messages, False), (fm.conversations, True)):
+        if name in row and row[name] is not None:
+            if not need_response:
+                return _eval_prompt(row[name], name, where, sharegpt=sharegpt), None
+            return _split_chat(row[name], name, where, fm, sharegpt=sharegpt, column=column)
     if fm.question not in row and fm.prompt in row:
         p = row[fm.prompt]
-        prompt = (tuple(_messages(p, fm.prompt, where)) if isinstance(p, list)
-                  else ({"role": "user", "content": _text(row, fm.prompt, where)},))
+        if isinstance(p, list):
+            prompt = tuple(_messages(p, fm.prompt, where))
+            _need_user(prompt, fm.prompt, where, "in the prompt")
+        else:
+            prompt = ({"role": "user", "content": _text(row, fm.prompt, where)},)
         if not need_response:
             return prompt, None
         c = row.get(fm.completion)
         if isinstance(c, list):
-            cm = _messages(c, fm.completion, where)
+            cm, raw = _chat(c, fm.completion, where)
             if cm[-1]["role"] != "assistant":
                 raise DataError(*where, fm.completion, "the last message must be the assistant's trace")
-            return prompt, cm[-1]["content"]
-        return prompt, _text(row, fm.completion, where)
+            last = f"{fm.completion}[{len(cm) - 1}]"
+            given = [(f"{last}.{fm.reasoning}", raw[-1].get(fm.reasoning)), (fm.reasoning, column)]
+            # turns of the completion before its last (tool calls and results) lead up to the trace
+            return (*prompt, *cm[:-1]), _with_reasoning(cm[-1]["content"], f"{last}.content", given, where)
+        return prompt, _with_reasoning(_text(row, fm.completion, where), fm.completion, [(fm.reasoning, column)], where)
     question = _text(row, fm.question, where)
     prompt = ({"role": "user", "content": question},)
-    return prompt, (_text(row, fm.response, where) if need_response else None)
+    if not need_response:
+        return prompt, None
+    return prompt, _with_reasoning(_text(row, fm.response, where), fm.response, [(fm.reasoning, column)], where)
 
 
 def _meta(row: dict, fm: FieldMap, where: tuple[str, int]) -> dict:

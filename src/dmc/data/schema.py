@@ -14,8 +14,11 @@ Message = dict[str, str]  # {"role": ..., "content": ...}
 class Sample:
     """One teacher trace.
 
-    `prompt` is the chat that precedes the trace (system/user turns; for a plain question, one
-    user turn), `response` the teacher's full trace, `gold` the reference answer when known.
+    `prompt` is the chat that precedes the trace (every turn before the last assistant turn:
+    system prompt, user turns, earlier assistant/tool turns; at least one user turn; for a plain
+    question, one user turn), `response` the teacher's full trace (the last assistant turn; its
+    reasoning, when there is any, in a leading `<think>...</think>` block, see
+    `dmc.data.reasoning`), `gold` the reference answer when known.
     """
 
     id: str
@@ -87,6 +90,10 @@ class EvalItem:
 
     @property
     def question(self) -> str:
+        """Text of the last user turn (as `Sample.question`)."""
+        for m in reversed(self.prompt):
+            if m["role"] == "user":
+                return m["content"]
         return self.prompt[-1]["content"] if self.prompt else ""
 
     @property

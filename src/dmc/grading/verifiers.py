@@ -7,6 +7,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dmc.grading.base import Verifier, precheck
+from dmc.grading.gold import (
+    answer_choice,
+    choice_letter,
+    is_expression,
+    split_alternatives,
+    split_list,
+    unordered_marker,
+)
 from dmc.grading.mathverify import MathVerifier, math_verify_installed
 from dmc.grading.normalize import compact, normalize_text
 from dmc.grading.numeric import numbers_close, parse_number
@@ -78,16 +86,42 @@ class NumericVerifier(Verifier):
 # A gold made of words only ("yes", "Tuesday", "New York") is compared as text, not as a product
 # of symbols (math-verify reads "yes" as y*e*s).
 _TEXT_GOLD_RE = re.compile(r"[^\W\d_]{2,}(?:[ '\-][^\W\d_]+)*")
+_PENDING = Grade.ungradable("pending math-verify")
+
+
+class _Pass:
+    """One pass over the pairs: math-verify results known so far, and the pairs still needed."""
+
+    def __init__(self, results: dict[tuple[str, str], Grade]) -> None:
+        self.results = results
+        self.need: list[tuple[str, str]] = []
+
+
+def _combine_all(grades: list[Grade], answer: str) -> Grade:
+    """Every item must be correct: a gold-side failure or a wrong item decides first."""
+    for g in grades:
+        if g.status == "ungradable" and g.reason and "gold" in g.reason:
+            return Grade.ungradable(g.reason, answer)
+    wrong = [g for g in grades if g.status == "wrong"]
+    if wrong:
+        return Grade.wrong(answer, wrong[0].reason)
+    bad = [g for g in grades if g.status == "ungradable"]
+    return Grade.ungradable(bad[0].reason or "ungradable", answer) if bad else Grade.correct(answer)
 
 
 class AutoVerifier(Verifier):
-    """Picks a verifier from the gold:
+    """Picks a verifier from the gold (see docs/DMC.md "Grading"):
 
     - answer and gold equal after removing delimiters and whitespace: correct;
     - numeric gold: numeric verifier; an answer that is not a plain number goes to math
       (``2^{-1}`` vs ``0.5``) when math-verify is installed, else it is wrong;
+    - a gold with alternatives ("A, or equivalently B", "A (or B)"): correct when any form is;
+    - a choice-letter gold ("B", "(B)", "option B"): the answer's choice letter must match;
+    - a list gold ("[3, 8, 1]", "apple, banana, cherry"): item by item, in order (as a multiset
+      when `unordered_lists` or the gold says "in any order");
     - a gold of words only: normalized text;
-    - anything else: math (math-verify), or normalized text when math-verify is not installed.
+    - an expression: math (math-verify); a free-form gold with words that is no expression
+      ("sum_(i=1)^n i^2") is `ungradable`; without math-verify: normalized text.
     """
 
     name = "auto"
@@ -98,13 +132,21 @@ class AutoVerifier(Verifier):
         abs_tol: float = 1e-9,
         timeout: float = 10.0,
         worker: MathWorker | None = None,
+        unordered_lists: bool = False,
     ) -> None:
         self.numeric = NumericVerifier(rel_tol, abs_tol)
         self.normalized = NormalizedVerifier()
+        self.unordered_lists = unordered_lists
         self.math: MathVerifier | None = MathVerifier(timeout, worker) if math_verify_installed() else None
 
-    def _route(self, answer: str, gold: str) -> Grade | None:
-        """The local verdict, or None when math-verify must decide."""
+    def _math(self, answer: str, gold: str, ps: _Pass) -> Grade:
+        key = (answer, gold)
+        if key in ps.results:
+            return ps.results[key]
+        ps.need.append(key)
+        return _PENDING
+
+    def _judge(self, answer: str, gold: str, ps: _Pass) -> Grade:
         pre = precheck(answer, gold)
         if pre is not None:
             return pre
@@ -113,22 +155,78 @@ class AutoVerifier(Verifier):
         if parse_number(gold) is not None:
             if parse_number(answer) is not None or self.math is None:
                 return self.numeric.verify(answer, gold)
-            return None
-        if _TEXT_GOLD_RE.fullmatch(normalize_text(gold)) or self.math is None:
+            return self._math(answer, gold, ps)
+        if self.math is None and choice_letter(gold) is None and split_list(gold) is None:
             return self.normalized.verify(answer, gold)
-        return None
+        alts = split_alternatives(gold)
+        if len(alts) > 1:
+            grades = [self._judge(answer, alt, ps) for alt in alts]
+            if any(g.status == "correct" for g in grades):
+                return Grade.correct(answer)
+            if all(g.status == "ungradable" for g in grades):
+                return Grade.ungradable("no form of the gold is readable: " + "; ".join(
+                    str(g.reason) for g in grades), answer)
+            return Grade.wrong(answer, next(g.reason for g in grades if g.status == "wrong"))
+        return self._judge_one(answer, gold, ps)
+
+    def _judge_one(self, answer: str, gold: str, ps: _Pass) -> Grade:
+        letter = choice_letter(gold)
+        if letter is not None:
+            got = answer_choice(answer, "")
+            if got is None:
+                return Grade.wrong(answer, "no choice letter in the answer")
+            return Grade.correct(answer) if got == letter else Grade.wrong(answer)
+        gold, unordered = unordered_marker(gold)
+        if _TEXT_GOLD_RE.fullmatch(normalize_text(gold)):
+            return self.normalized.verify(answer, gold)
+        glist = split_list(gold)
+        if glist is not None:
+            alist = split_list(answer)
+            g_items, g_br = glist
+            if alist is None:
+                a_items, a_br = [answer], None
+            else:
+                a_items, a_br = alist
+            # "(0, 1]" or "[0, 1)" against "(0, 1)": intervals, for math-verify.
+            if g_br is not None and a_br is not None and g_br != a_br and self.math is not None:
+                return self._math(answer, gold, ps)
+            if len(a_items) != len(g_items):
+                return Grade.wrong(answer, f"{len(a_items)} items, gold has {len(g_items)}")
+            if unordered or self.unordered_lists:
+                return self._judge_multiset(answer, a_items, g_items, ps)
+            return _combine_all([self._judge(a, g, ps) for a, g in zip(a_items, g_items)], answer)
+        if self.math is None:
+            return self.normalized.verify(answer, gold)
+        if not is_expression(gold):
+            return Grade.ungradable(f"gold is free-form text, not an expression: {gold[:200]!r}", answer)
+        return self._math(answer, gold, ps)
+
+    def _judge_multiset(self, answer: str, a_items: list[str], g_items: list[str], ps: _Pass) -> Grade:
+        table = [[self._judge(a, g, ps) for a in a_items] for g in g_items]
+        used: set[int] = set()
+        for row in table:
+            k = next((j for j, gr in enumerate(row) if j not in used and gr.status == "correct"), None)
+            if k is None:
+                pending = [gr for j, gr in enumerate(row) if j not in used and gr.status == "ungradable"]
+                if pending:
+                    return Grade.ungradable(pending[0].reason or "ungradable", answer)
+                return Grade.wrong(answer, "the items differ")
+            used.add(k)
+        return Grade.correct(answer)
 
     def verify(self, answer: str, gold: str) -> Grade:
         return self.verify_many([(answer, gold)])[0]
 
     def verify_many(self, pairs: Sequence[tuple[str, str]]) -> list[Grade]:
-        grades = [self._route(a, g) for a, g in pairs]
-        todo = [k for k, gr in enumerate(grades) if gr is None]
-        if todo:
-            assert self.math is not None
-            for k, gr in zip(todo, self.math.verify_many([pairs[k] for k in todo])):
-                grades[k] = gr
-        return [g for g in grades if g is not None]
+        first = _Pass({})
+        grades = [self._judge(a, g, first) for a, g in pairs]
+        if not first.need:
+            return grades
+        assert self.math is not None
+        todo = list(dict.fromkeys(first.need))
+        results = dict(zip(todo, self.math.verify_many(todo)))
+        second = _Pass(results)
+        return [self._judge(a, g, second) for a, g in pairs]
 
 
 VERIFIERS: dict[str, Callable[..., Verifier]] = {

@@ -14,6 +14,7 @@ from dmc.metrics.base import Metric, MetricResult, register
 from dmc.metrics.context import NO_TOKENS, ScoringContext
 
 RSR_RANK_CAP = 100
+RSR_NEEDS_ALL_TURNS = "rsr_turns=all needs token statistics with --score-turns all"
 
 
 def _per_sample(ctx: ScoringContext, fn: Callable[[Any], tuple[float, str | None]]) -> tuple[pd.Series, pd.Series]:
@@ -44,20 +45,32 @@ class RSR(Metric):
     direction = "lower"
     range = (0.0, float("inf"))
     description = ("Rank-Surprisal Ratio (arXiv 2601.14249): per sample sum_t min(rank_t, 100) / sum_t(-logprob_t); "
-                   "per dataset mean avg-rank / mean avg-surprisal; lower = better.")
+                   "per dataset mean avg-rank / mean avg-surprisal; lower = better. Tokens: the response's "
+                   "(rsr_turns=last) or every assistant turn's (rsr_turns=all, as the reference).")
     needs = frozenset({"tokens"})
 
     def compute(self, ctx: ScoringContext) -> MetricResult:
         avg_rank = pd.Series(np.nan, index=ctx.index, dtype=float)
         avg_surp = pd.Series(np.nan, index=ctx.index, dtype=float)
+        all_turns = ctx.settings.rsr_turns == "all"
 
         def one(i: Any) -> tuple[float, str | None]:
             rank = ctx.token_array(i, "rank")
             lp = ctx.token_array(i, "logprob")
             if rank is None or lp is None:
                 return float("nan"), NO_TOKENS
+            if all_turns:
+                # prev_turns is null unless the table was computed with turns="all"; then the
+                # prev_* lists are null only when there is no earlier assistant turn.
+                rows = ctx.token_rows
+                n_prev = rows.at[i, "prev_turns"] if "prev_turns" in rows.columns else None
+                if n_prev is None or pd.isna(n_prev):
+                    return float("nan"), RSR_NEEDS_ALL_TURNS
+                prev_rank, prev_lp = ctx.token_array(i, "prev_rank"), ctx.token_array(i, "prev_logprob")
+                if prev_rank is not None and prev_lp is not None:
+                    rank, lp = np.concatenate([prev_rank, rank]), np.concatenate([prev_lp, lp])
             if len(rank) == 0:
-                return float("nan"), "empty response"
+                return float("nan"), "empty response" if not all_turns else "no assistant tokens"
             if not np.isfinite(lp).all():
                 return float("nan"), "non-finite log-probabilities"
             r = np.minimum(rank, RSR_RANK_CAP)
@@ -74,7 +87,9 @@ class RSR(Metric):
             mr, ms = avg_rank[sel].mean(), avg_surp[sel].mean()
             out[d] = float(mr / ms) if sel.any() and ms > 0 else float("nan")
             if np.isnan(out[d]):
-                why[d] = "no sample with token statistics" if not sel.any() else "zero surprisal"
+                needs_all = (reasons[ctx.samples["dataset"] == d] == RSR_NEEDS_ALL_TURNS).any()
+                why[d] = ("zero surprisal" if sel.any() else RSR_NEEDS_ALL_TURNS if needs_all
+                          else "no sample with token statistics")
         return MetricResult(vals, reasons, pd.Series(out, dtype=float), pd.Series(why, index=list(out), dtype=object))
 
 

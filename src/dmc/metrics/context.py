@@ -26,6 +26,7 @@ TOKEN_COLUMNS = ("sample_hash", "n_tokens", "truncated", "logprob", "rank", "cha
 ATTEMPT_COLUMNS = ("question_hash", "attempt", "grade")
 
 NO_TOKENS = "no token statistics"
+TRUNCATED = "truncated: the trace is longer than the scoring max_length (--score-max-length)"
 
 
 def question_hash(prompt: Iterable[dict[str, str]], gold: str | None) -> str:
@@ -321,10 +322,15 @@ class ScoringContext:
         A, reason = _nan_series(self.index)
         n_content = pd.Series(0, index=self.index, dtype=np.int64)
         st = self.settings
+        truncated = self.token_rows["truncated"] if "truncated" in self.token_rows else None
         for i in self.index:
             rank = self.token_array(i, "rank", np.int64)
             if rank is None:
                 reason[i] = NO_TOKENS
+                continue
+            if truncated is not None and bool(truncated[i]):
+                # the cut trace lost its end (often its final answer): its alignment is not measured
+                reason[i] = TRUNCATED
                 continue
             cs = self.token_array(i, "char_start", np.int64)
             ce = self.token_array(i, "char_end", np.int64)

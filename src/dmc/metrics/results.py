@@ -134,6 +134,9 @@ def score_tables(
 
     out_d = pd.DataFrame({"dataset": ctx.datasets})
     out_d["n_samples"] = [int((s["dataset"] == d).sum()) for d in ctx.datasets]
+    # traces cut at the scoring max_length are counted, never silent (their alignment is NaN)
+    cut = out_s["truncated"].fillna(False).astype(bool) if "truncated" in rows else pd.Series(False, index=s.index)
+    out_d["n_truncated"] = [int((cut & (s["dataset"] == d)).sum()) for d in ctx.datasets]
     nan_reasons: dict[str, dict[str, dict[str, int]]] = {d: {} for d in ctx.datasets}
     ds_reasons: dict[str, dict[str, str]] = {d: {} for d in ctx.datasets}
     for metric in chosen:

@@ -37,6 +37,9 @@ class MetricSettings:
     ifd_filter: bool = setting(True, "ifd / ifd_ppl: a sample with a ratio >= 1 (the question does not help "
                                "predict the answer) is NaN, as Cherry LLM and Superfiltering drop it before "
                                "selecting (--no-ifd-filter keeps it).", result=True)
+    rsr_turns: str = setting("last", "rsr: assistant turns summed over: last (the response, the trace being "
+                             "distilled) or all (every assistant turn, as RSR's reference does; needs token "
+                             "statistics with --score-turns all).", choices=("last", "all"))
 
     def __post_init__(self) -> None:
         check(self)

@@ -19,12 +19,15 @@ ENGINE_VERSION = "1"
 class TokenStatsSettings:
     """How token statistics are computed (one teacher-forced pass of the student per trace)."""
 
-    max_length: int = setting(1024, "Max tokens of prompt + response when scoring; longer responses are cut "
-                              "and flagged truncated.", flag="--score-max-length", min=2)
+    max_length: int | None = setting(None, "Max tokens of prompt + response when scoring (default: the student's "
+                                     "context length); a longer trace is cut, counted per dataset and its "
+                                     "alignment is NaN (truncated).", flag="--score-max-length", min=2)
     batch_tokens: int = setting(8192, "Padded tokens per scoring batch (length-bucketed).", result=False, min=1)
     chunk_elements: int | None = setting(None, "At most this many float32 logits (rows x vocab) at once "
                                          "(default: per device).", result=False, min=1)
     with_ifd: bool = setting(False, "Also score each response without its question (for IFD).", flag="--ifd")
+    turns: str = setting("last", "Assistant turns scored: last (the response) or all (every assistant turn of the "
+                         "conversation, as RSR's reference does).", choices=("last", "all"), flag="--score-turns")
 
     def __post_init__(self) -> None:
         check(self)

@@ -21,6 +21,14 @@ TOKENS_STATS_FIELDS = [
     pa.field("char_start", pa.list_(_I32), nullable=False),
     pa.field("char_end", pa.list_(_I32), nullable=False),
     pa.field("logprob_noq", pa.list_(_F32), nullable=True),
+    # Earlier assistant turns (TokenStatsSettings.turns == "all"; docs/ARCHITECTURE.md): the number
+    # of them (null under turns="last"), and their tokens' statistics, all turns in order in flat
+    # lists (null under turns="last" or without an earlier assistant turn).
+    pa.field("prev_turns", _I32, nullable=True),
+    pa.field("prev_turn_tokens", pa.list_(_I32), nullable=True),
+    pa.field("prev_token_ids", pa.list_(_I32), nullable=True),
+    pa.field("prev_logprob", pa.list_(_F32), nullable=True),
+    pa.field("prev_rank", pa.list_(_I32), nullable=True),
 ]
 
 TOKENS_CACHE_SCHEMA = pa.schema([

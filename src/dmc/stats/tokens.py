@@ -3,8 +3,10 @@
 For each sample: one forward pass of the student over the templated (prompt, response), and for
 each response token its log-probability, rank and entropy (see dmc.stats.core for definitions,
 directions and ranges); with `with_ifd`, also the log-probabilities of the response scored
-without its question (`logprob_noq`). Work is cached per sample content hash, so a sample shared
-by several datasets is scored once, and a re-run only scores what is missing.
+without its question (`logprob_noq`); with `turns="all"`, also the log-probabilities and ranks of
+the earlier assistant turns of the conversation (`prev_*`, from the same forward pass). Work is
+cached per sample content hash, so a sample shared by several datasets is scored once, and a
+re-run only scores what is missing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pyarrow as pa
 
 from dmc.data.schema import Sample
 from dmc.stats.cache import StatsCache, batch_key, claimed
-from dmc.stats.core import Span, plan_batches, score_batch
+from dmc.stats.core import Span, SpanStats, plan_batches, score_batch
 from dmc.stats.progress import reporter
 from dmc.stats.settings import ENGINE_VERSION, TokenStatsSettings, settings_dict
 from dmc.stats.tables import TOKENS_CACHE_SCHEMA, TOKENS_SCHEMA, rows_to_table
@@ -52,11 +54,20 @@ class _Compact:
     response_end: int
     truncated: bool
     offsets: np.ndarray  # [n, 2]
+    prev_spans: np.ndarray | None = None  # [k, 2]: earlier assistant turns' token ranges (turns="all")
 
 
-def _encode(student, s: Sample, max_length: int) -> _Compact:
+def max_length_for(student, settings: TokenStatsSettings) -> int:
+    """The scoring budget: the setting, or by default the student's whole context."""
+    return settings.max_length if settings.max_length is not None else student.context_length
+
+
+def _encode(student, s: Sample, max_length: int, all_turns: bool = False) -> _Compact:
     try:
-        enc = student.encode(s.prompt, s.response, max_length=max_length)
+        if all_turns:
+            enc = student.encode(s.prompt, s.response, max_length=max_length, all_turns=True)
+        else:
+            enc = student.encode(s.prompt, s.response, max_length=max_length)
     except Exception as e:
         raise ValueError(f"{_where(s)}: cannot encode it for the student: {e}") from e
     n = enc.response_end - enc.response_start
@@ -65,8 +76,12 @@ def _encode(student, s: Sample, max_length: int) -> _Compact:
                          "nothing precedes it to predict it from")
     if len(enc.offsets) != n:
         raise ValueError(f"{_where(s)}: encoder returned {len(enc.offsets)} offsets for {n} response tokens")
+    prev = np.asarray(enc.prev_spans, dtype=np.int32).reshape(-1, 2) if all_turns else None
+    if prev is not None and ((prev[:, 1] > prev[:, 0]) & (prev[:, 0] < 1)).any():
+        raise ValueError(f"{_where(s)}: the templated conversation starts with an assistant token; "
+                         "nothing precedes it to predict it from")
     return _Compact(np.asarray(enc.input_ids, dtype=np.int32), enc.response_start, enc.response_end,
-                    bool(enc.truncated), np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2))
+                    bool(enc.truncated), np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2), prev)
 
 
 def _encode_noq(student, s: Sample, max_length: int):
@@ -100,6 +115,44 @@ def _noq_span(enc) -> Span | None:
     return Span(enc.input_ids, start, enc.response_end)
 
 
+_NO_PREV = {"prev_turns": None, "prev_turn_tokens": None, "prev_token_ids": None, "prev_logprob": None,
+            "prev_rank": None}
+
+
+def _all_turns_span(e: _Compact) -> Span | None:
+    """One span from the first earlier assistant token to the response's end, so every assistant
+    turn is scored in the sample's one forward pass (the tokens between are scored and dropped)."""
+    ranges = [(int(a), int(b)) for a, b in e.prev_spans if b > a] if e.prev_spans is not None else []
+    if e.response_end > e.response_start:
+        ranges.append((e.response_start, e.response_end))
+    if not ranges:
+        return None
+    return Span(e.input_ids, min(a for a, _ in ranges), max(b for _, b in ranges))
+
+
+def _cut(st: SpanStats, a: int, b: int) -> SpanStats:
+    return SpanStats(st.token_ids[a:b], st.logprob[a:b], st.rank[a:b], st.entropy[a:b])
+
+
+def _split_turns(e: _Compact, span: Span | None, st: SpanStats | None) -> tuple[SpanStats | None, dict]:
+    """The response's statistics and the prev_* columns, from the statistics of `_all_turns_span`."""
+    s0 = span.start if span is not None else 0
+    main = None
+    if st is not None and e.response_end > e.response_start:
+        main = _cut(st, e.response_start - s0, e.response_end - s0)
+    k = 0 if e.prev_spans is None else len(e.prev_spans)
+    if k == 0:
+        return main, {**_NO_PREV, "prev_turns": 0}
+    parts = [_cut(st, a - s0, b - s0) for a, b in e.prev_spans if b > a] if st is not None else []
+    return main, {
+        "prev_turns": k,
+        "prev_turn_tokens": (e.prev_spans[:, 1] - e.prev_spans[:, 0]).astype(np.int32),
+        "prev_token_ids": np.concatenate([p.token_ids for p in parts] or [np.zeros(0, np.int32)]),
+        "prev_logprob": np.concatenate([p.logprob for p in parts] or [np.zeros(0, np.float32)]),
+        "prev_rank": np.concatenate([p.rank for p in parts] or [np.zeros(0, np.int32)]),
+    }
+
+
 def _score_spans(model, spans: list[Span | None], settings: TokenStatsSettings, pad_id: int, counters: RunCounters):
     """score_batch over the non-empty spans; None where there is nothing to score."""
     live = [i for i, sp in enumerate(spans) if sp is not None]
@@ -125,13 +178,19 @@ def _pad_id(student) -> int:
 def _score_batch_rows(student, batch: list[Sample], encs: list, settings: TokenStatsSettings,
                       counters: RunCounters) -> list[dict]:
     model, pad_id = student.model, _pad_id(student)
-    spans = [Span(e.input_ids, e.response_start, e.response_end) if e.response_end > e.response_start else None
-             for e in encs]
+    if settings.turns == "all":
+        spans = [_all_turns_span(e) for e in encs]
+    else:
+        spans = [Span(e.input_ids, e.response_start, e.response_end) if e.response_end > e.response_start else None
+                 for e in encs]
     main = _score_spans(model, spans, settings, pad_id, counters)
+    prev = [_NO_PREV] * len(batch)
+    if settings.turns == "all":
+        main, prev = map(list, zip(*(_split_turns(e, sp, st) for e, sp, st in zip(encs, spans, main))))
     noq: list = [None] * len(batch)
     noq_encs: list = [None] * len(batch)
     if settings.with_ifd:
-        noq_encs = [_encode_noq(student, s, settings.max_length) for s in batch]
+        noq_encs = [_encode_noq(student, s, max_length_for(student, settings)) for s in batch]
         noq = _score_spans(model, [_noq_span(e) for e in noq_encs], settings, pad_id, counters)
     rows = []
     empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
@@ -151,6 +210,7 @@ def _score_batch_rows(student, batch: list[Sample], encs: list, settings: TokenS
             "char_start": offs[:, 0],
             "char_end": offs[:, 1],
             "logprob_noq": _noq_logprobs(noq_encs[j], noq[j], ids) if settings.with_ifd else None,
+            **prev[j],
         })
     return rows
 
@@ -200,7 +260,7 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     encs = []
     with reporter("encoding", len(todo), "samples", progress) as rep:
         for s in todo:
-            encs.append(_encode(student, s, settings.max_length))
+            encs.append(_encode(student, s, max_length_for(student, settings), settings.turns == "all"))
             rep.advance(1, len(encs[-1].input_ids))
     batches = plan_batches([len(e.input_ids) for e in encs], settings.batch_tokens)
     with reporter("token statistics", len(todo), "samples", progress) as rep:

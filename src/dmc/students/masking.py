@@ -17,6 +17,11 @@ Consequences, by design:
   that trim whitespace from offsets leave gaps, which are given to the following token (the
   whitespace it carries); a character split over several byte-level tokens (multi-byte UTF-8) is
   attributed to the first of them and the others get empty spans.
+
+Earlier assistant turns (part of the prompt) are found the same way when asked for
+(`Student.encode(..., all_turns=True)`): each one's content is located in the same full rendering
+with the sentinel in its place, and its tokens are those overlapping its content
+(`token_range`; `Encoded.prev_spans`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class Encoded:
         appends tokens after the response, such as an end-of-turn token).
     truncated: True when `max_length` cut response tokens.
     offsets: per response token, (char_start, char_end) into the response text.
+    prev_spans: per earlier assistant turn of the prompt, in order, its content's token range
+        [start, end) in input_ids (cut at `max_length`); empty unless asked for
+        (`Student.encode(..., all_turns=True)`) or when the prompt has no assistant turn.
     """
 
     input_ids: list[int]
@@ -41,6 +49,7 @@ class Encoded:
     response_end: int
     truncated: bool
     offsets: list[tuple[int, int]]
+    prev_spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_response_tokens(self) -> int:
@@ -111,6 +120,25 @@ def locate_response(
         "the chat template does not reproduce the response text verbatim inside the rendered conversation "
         f"(response starts {response[:60]!r}); templates that rewrite assistant content cannot be masked exactly"
     )
+
+
+def token_range(offsets: list[tuple[int, int]], span: tuple[int, int]) -> tuple[int, int]:
+    """The tokens [start, end) whose character span overlaps `span` (the same rule as the response's
+    tokens). An empty span gives an empty range right after the last token ending at or before it."""
+    a, b = span
+    first = last = None
+    for i, (s, e) in enumerate(offsets):
+        if e > s and s < b and e > a:
+            if first is None:
+                first = i
+            last = i
+    if first is None or last is None:
+        pos = 0
+        for i, (s, e) in enumerate(offsets):
+            if e > s and e <= a:
+                pos = i + 1
+        return pos, pos
+    return first, last + 1
 
 
 def select_response_tokens(

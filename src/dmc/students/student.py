@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +10,14 @@ import torch
 
 from dmc.data.schema import Message
 from dmc.students.fingerprint import student_fingerprint
-from dmc.students.masking import SENTINEL, Encoded, locate_response, select_response_tokens
+from dmc.students.masking import (
+    SENTINEL,
+    Encoded,
+    TemplateMismatchError,
+    locate_response,
+    select_response_tokens,
+    token_range,
+)
 from dmc.students.template import render_conversation, render_prompt
 
 # End-of-turn tokens of common chat formats; generation stops at whichever the vocabulary has.
@@ -73,6 +81,16 @@ class Student:
             return torch.device("cpu")
 
     @property
+    def context_length(self) -> int:
+        """Tokens the student reads at once: the model's positions (max_position_embeddings), capped
+        by the tokenizer's model_max_length when that is a real limit (tokenizers without one report
+        a huge sentinel); 4096 when neither says."""
+        limits = [getattr(self.model.config, "max_position_embeddings", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        real = [int(x) for x in limits if isinstance(x, int) and 1 < x < 10**7]
+        return min(real) if real else 4096
+
+    @property
     def has_chat_template(self) -> bool:
         return getattr(self.tokenizer, "chat_template", None) is not None
 
@@ -86,12 +104,15 @@ class Student:
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
     # -- encoding ---------------------------------------------------------------------------------
-    def encode(self, prompt: Sequence[Message], response: str, max_length: int | None = None) -> Encoded:
+    def encode(self, prompt: Sequence[Message], response: str, max_length: int | None = None, *,
+               all_turns: bool = False) -> Encoded:
         """Tokenize prompt + response and locate the response tokens exactly (see dmc.students.masking).
 
         With a chat template the rendering already holds any BOS, so no special tokens are added;
         the plain format gets the tokenizer's own special tokens and EOS after the response.
         `max_length` truncates from the right and sets `truncated` when response tokens were cut.
+        `all_turns` also locates each earlier assistant turn of the prompt (`Encoded.prev_spans`:
+        the token range of its content in the same input_ids, cut at `max_length`).
         """
         if not isinstance(response, str):
             raise TypeError(f"response must be a str, got {type(response).__name__}")
@@ -105,7 +126,42 @@ class Student:
             if eos is not None and (not ids or ids[-1] != eos):
                 ids.append(eos)
                 offs.append((len(full_text), len(full_text)))
-        return select_response_tokens(ids, offs, (a, b), shift, max_length=max_length)
+        enc = select_response_tokens(ids, offs, (a, b), shift, max_length=max_length)
+        if not all_turns:
+            return enc
+        prev = self._assistant_spans(prompt, response, full_text, offs, a)
+        n = len(enc.input_ids)
+        return dataclasses.replace(enc, prev_spans=tuple((min(s, n), min(e, n)) for s, e in prev))
+
+    def _assistant_spans(self, prompt: Sequence[Message], response: str, full_text: str,
+                         offsets: list[tuple[int, int]], response_char_start: int) -> list[tuple[int, int]]:
+        """Token ranges of the content of each assistant turn in `prompt`, in `full_text`'s tokens.
+
+        Each turn's content is located like the response: the conversation rendered with SENTINEL
+        as that turn's content shows the template's exact text before and after it (a template
+        that renders earlier turns differently, or trims them, is handled as for the response);
+        otherwise it is searched for after the rendering of the messages before it.
+        """
+        spans: list[tuple[int, int]] = []
+        lo = 0  # each turn's content lies after the previous one's
+        for j, m in enumerate(prompt):
+            if m["role"] != "assistant":
+                continue
+            content = m["content"]
+            marked = [*prompt[:j], {**m, "content": SENTINEL}, *prompt[j + 1:]]
+            sentinel_text = render_conversation(self.tokenizer, marked, response)
+            before = render_prompt(self.tokenizer, prompt[:j]) if j else ""
+            try:
+                a, b, _ = locate_response(before, full_text, content, sentinel_text)
+            except TemplateMismatchError as e:
+                raise TemplateMismatchError(f"assistant turn {j} of the prompt: {e}") from None
+            if a < lo or b > response_char_start:
+                raise TemplateMismatchError(
+                    f"assistant turn {j} of the prompt: its content was not found in order before the response "
+                    "in the rendered conversation")
+            lo = b
+            spans.append(token_range(offsets, (a, b)))
+        return spans
 
     def encode_prompt(self, prompt: Sequence[Message]) -> list[int]:
         """Token ids of the templated prompt with the generation prompt (what generation starts from)."""
