@@ -14,7 +14,8 @@ recomputed (:func:`claimed`). The kernel drops a claim when its process dies, ev
 a killed run never blocks the next one, and its unfinished batch is simply computed again.
 Claims are keyed by the batch's content, so two runs form the same batches, and so share the
 work, when they ask for the same items with the same batch size; otherwise work may be
-duplicated (never corrupted). Without `fcntl` (not POSIX) claims are not exclusive.
+duplicated (never corrupted). Without `fcntl` (not POSIX), or on a file system that refuses
+locks, claims are not exclusive: work may then be repeated, with the same results.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ log = logging.getLogger(__name__)
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 CLAIMS_DIR = ".claims"
 T = TypeVar("T")
+_NO_LOCKS_WARNED: set[str] = set()
+
+
+def _warn_no_locks(path: Path, e: OSError) -> None:
+    if str(path.parent) not in _NO_LOCKS_WARNED:
+        _NO_LOCKS_WARNED.add(str(path.parent))
+        log.warning("cannot lock %s (%s): processes sharing this cache may repeat each other's work", path, e)
 
 
 def _safe_name(s: str) -> str:
@@ -153,6 +161,9 @@ class StatsCache:
             except BlockingIOError:
                 os.close(fd)
                 return None
+            except OSError as e:  # a file system without locks (some network mounts): not exclusive
+                _warn_no_locks(path, e)
+                return Claim(path, fd)
             except BaseException:
                 os.close(fd)
                 raise
