@@ -122,16 +122,22 @@ def locate_response(
     )
 
 
-def token_range(offsets: list[tuple[int, int]], span: tuple[int, int]) -> tuple[int, int]:
-    """The tokens [start, end) whose character span overlaps `span` (the same rule as the response's
-    tokens). An empty span gives an empty range right after the last token ending at or before it."""
-    a, b = span
+def _overlapping(offsets: list[tuple[int, int]], a: int, b: int) -> tuple[int | None, int | None]:
+    """The first and last non-empty tokens whose character span overlaps [a, b) (None when none)."""
     first = last = None
     for i, (s, e) in enumerate(offsets):
         if e > s and s < b and e > a:
             if first is None:
                 first = i
             last = i
+    return first, last
+
+
+def token_range(offsets: list[tuple[int, int]], span: tuple[int, int]) -> tuple[int, int]:
+    """The tokens [start, end) whose character span overlaps `span` (the same rule as the response's
+    tokens). An empty span gives an empty range right after the last token ending at or before it."""
+    a, b = span
+    first, last = _overlapping(offsets, a, b)
     if first is None or last is None:
         pos = 0
         for i, (s, e) in enumerate(offsets):
@@ -153,12 +159,7 @@ def select_response_tokens(
     a, b = span
     if len(input_ids) != len(offsets):
         raise ValueError(f"{len(input_ids)} token ids but {len(offsets)} offsets")
-    first = last = None
-    for i, (s, e) in enumerate(offsets):
-        if e > s and s < b and e > a:
-            if first is None:
-                first = i
-            last = i
+    first, last = _overlapping(offsets, a, b)
     if first is None:
         # Empty response: it sits right after the prompt's tokens, i.e. after the leading run of
         # zero-width tokens (a BOS added by the tokenizer) and every token ending at or before it.
