@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dmc.lab import TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
+from dmc.lab import ALL_FAMILIES, DEV_FAMILIES, TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
 from dmc.lab.teachers import get_teacher
 
 
@@ -18,7 +18,9 @@ def _problems(family: str, dist: str, n: int, seed: int = 0):
 
 
 def test_families_and_teachers_exist():
+    # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
+    assert set(DEV_FAMILIES) == {"wordops"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -40,6 +42,28 @@ def test_listops_verifier(answer, gold, ok):
     assert verify("listops", answer, gold) is ok
 
 
+@pytest.mark.parametrize("answer,gold,ok", [
+    ("[ant, bee, cat]", "[ant, bee, cat]", True), ("[ant,bee,cat].", "[ant, bee, cat]", True),
+    ("[bee, ant, cat]", "[ant, bee, cat]", False), ("[ant, bee]", "[ant, bee, cat]", False),
+    ("[ant, bee, zebra]", "[ant, bee, zebra]", None), ("[]", "[]", True), ("ant, bee", "[ant, bee]", False),
+])
+def test_wordops_verifier(answer, gold, ok):
+    if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
+        with pytest.raises(ValueError, match="wordops"):
+            verify("wordops", answer, gold)
+    else:
+        assert verify("wordops", answer, gold) is ok
+
+
+def test_wordops_is_listops_on_words():
+    fam = get_family("wordops")
+    p = _problems("wordops", "standard", 1, seed=3)[0]
+    assert re.fullmatch(r"Start with the list \[[a-z, ]+\]\..*What is the list now\?", p.question)
+    assert not re.search(r"\d", p.question + p.gold)  # no number anywhere: the answer is an ordering
+    assert fam.apply((5, 0, 3), ("sort",)) == (0, 3, 5) and fam.fmt_state((0, 3, 5)) == "[ant, dog, fox]"
+    assert fam.describe_op(("append", 9)) == "append yak"
+
+
 def test_malformed_gold_raises():
     with pytest.raises(ValueError, match="arith"):
         verify("arith", "3", "three")
@@ -53,7 +77,7 @@ def test_extract_answer():
     assert extract_answer("3 + 4 = 7") is None
 
 
-@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+@pytest.mark.parametrize("family", sorted(ALL_FAMILIES))
 def test_gold_is_the_executed_answer(family):
     fam = get_family(family)
     for p in _problems(family, "standard", 200):
@@ -61,7 +85,7 @@ def test_gold_is_the_executed_answer(family):
         assert p.question.endswith("?") and len(p.ops) >= 1
 
 
-@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+@pytest.mark.parametrize("family", sorted(ALL_FAMILIES))
 @pytest.mark.parametrize("teacher", ["stepwise", "terse", "verbose", "redundant", "answer-only", "mixed"])
 def test_clean_teachers_end_in_the_gold_answer(family, teacher):
     fam, t = get_family(family), get_teacher(teacher)
@@ -120,7 +144,7 @@ def test_noisy_errors_propagate_to_a_wrong_answer():
         assert (chained[-1][1] if chained else int(bad.split("= ")[1])) == int(tr.answer)
 
 
-@pytest.mark.parametrize("family", sorted(TASK_FAMILIES))
+@pytest.mark.parametrize("family", sorted(ALL_FAMILIES))
 def test_noisy_rate_is_respected(family):
     fam, noisy = get_family(family), get_teacher("noisy")
     rng = random.Random(4)

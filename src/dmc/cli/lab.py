@@ -13,7 +13,7 @@ import typer
 from dmc.cli.app import app
 from dmc.cli.options import command, require
 from dmc.settings import SEED, setting
-from dmc.lab import LAB_ARCHS, LAB_TASKS, TASK_FAMILIES, TEACHERS, build_lab, chainsum, lab_students, pretrain, standard_pool, students_dir
+from dmc.lab import ALL_FAMILIES, LAB_ARCHS, LAB_TASKS, TEACHERS, build_lab, chainsum, lab_students, pretrain, standard_pool, students_dir
 
 lab_app = typer.Typer(help="The built-in miniature world: tasks, teachers, students.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
@@ -78,7 +78,7 @@ Example:
 @lab_app.command("list")
 def list_cmd() -> None:
     """List task families (and the chain-sum testbed), teachers, the standard pool and the shipped students."""
-    for name, fam in TASK_FAMILIES.items():
+    for name, fam in ALL_FAMILIES.items():
         typer.echo(f"family {name}: {fam.description}")
         for spec in standard_pool(name):
             params = f" {json.dumps(spec.params)}" if spec.params else ""

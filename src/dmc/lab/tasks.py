@@ -318,15 +318,56 @@ class ListOps(TaskFamily):
         return tuple(int(x) for x in inner.split(",")) if inner else ()
 
 
+# ----------------------------------------------------------------------------------------
+# wordops: listops over words — the answer is an ordering of known items, not a computed number
+# ----------------------------------------------------------------------------------------
+
+# Alphabetical, so that sorting the indices sorts the words.
+_WORDS = ("ant", "bee", "cat", "dog", "elk", "fox", "gnu", "hen", "owl", "yak")
+_WORD_LIST_RE = re.compile(r"^\[\s*([a-z]+(\s*,\s*[a-z]+)*)?\s*\]$")
+
+
+class WordOps(ListOps):
+    """The list operations of listops on a list of animal names. Nothing in a trace is a new number:
+    every item is copied from the question, and what a step derives is the new order."""
+
+    name = "wordops"
+    description = "a list of animal names transformed by reverse / sort (alphabetical) / append / remove operations"
+
+    def fmt_state(self, state: tuple[int, ...]) -> str:
+        return "[" + ", ".join(_WORDS[i] for i in state) + "]"
+
+    def _sentence(self, op: Op) -> str:
+        return f"Append {_WORDS[op[1]]}." if op[0] == "append" else super()._sentence(op)
+
+    def describe_op(self, op: Op) -> str:
+        return f"append {_WORDS[op[1]]}" if op[0] == "append" else super().describe_op(op)
+
+    def canonical(self, answer: str) -> tuple[int, ...] | None:
+        a = answer.strip().rstrip(".").strip()
+        if not _WORD_LIST_RE.match(a):
+            return None
+        inner = a[1:-1].strip()
+        words = [w.strip() for w in inner.split(",")] if inner else []
+        if any(w not in _WORDS for w in words):
+            return None
+        return tuple(_WORDS.index(w) for w in words)
+
+
+# The families the lab students were pretrained on (their corpus and tokenizer derive from these;
+# adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
+# Development families the students never saw in pretraining.
+DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(),)}
+ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES}
 
 
 def get_family(name: str) -> TaskFamily:
     """The task family called `name`; a clear error lists the known ones."""
     try:
-        return TASK_FAMILIES[name]
+        return ALL_FAMILIES[name]
     except KeyError:
-        raise KeyError(f"unknown lab task family {name!r}; known: {sorted(TASK_FAMILIES)}") from None
+        raise KeyError(f"unknown lab task family {name!r}; known: {sorted(ALL_FAMILIES)}") from None
 
 
 def verify(family: str, answer: str | None, gold: str) -> bool:
