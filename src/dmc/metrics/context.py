@@ -19,7 +19,7 @@ import pandas as pd
 
 from dmc.data.schema import CandidateDataset, Sample, content_hash
 from dmc.metrics.settings import MetricSettings
-from dmc.metrics.spans import content_token_mask
+from dmc.metrics.spans import answer_span, content_token_mask, format_words
 
 SAMPLE_COLUMNS = ("dataset", "sample_id", "sample_hash", "question_hash", "prompt_text", "response", "gold")
 TOKEN_COLUMNS = ("sample_hash", "n_tokens", "truncated", "logprob", "rank", "char_start", "char_end")
@@ -317,6 +317,12 @@ class ScoringContext:
     # ------------------------------------------------------------ alignment A_i
 
     @cached_property
+    def boilerplate(self) -> dict[str, frozenset[str]]:
+        """Per dataset, the words at least ``format_share`` of its traces use (``decisions`` content)."""
+        share = self.settings.format_share
+        return {d: format_words(list(g["response"]), share) for d, g in self.samples.groupby("dataset", sort=False)}
+
+    @cached_property
     def alignment(self) -> pd.DataFrame:
         """A_i: fraction of content tokens with rank <= top_k, in [0, 1]; n_content; A_reason."""
         A, reason = _nan_series(self.index)
@@ -337,8 +343,12 @@ class ScoringContext:
             if cs is None or ce is None or len(cs) != len(rank) or len(ce) != len(rank):
                 raise ValueError(f"tokens table, sample_hash {self.samples.at[i, 'sample_hash']}: "
                                  "rank, char_start and char_end differ in length")
-            mask = content_token_mask(self.samples.at[i, "prompt_text"], self.samples.at[i, "response"],
-                                      cs, ce, st.content)
+            response = self.samples.at[i, "response"]
+            extra = {}
+            if st.content == "decisions":
+                extra = {"boilerplate": self.boilerplate[self.samples.at[i, "dataset"]],
+                         "answer": answer_span(response, self.grader.extract(response))}
+            mask = content_token_mask(self.samples.at[i, "prompt_text"], response, cs, ce, st.content, **extra)
             n = int(mask.sum())
             n_content[i] = n
             if n == 0:

@@ -19,7 +19,11 @@ class MetricSettings:
     epsilon: float = setting(1.0, "DMC quality floor: w = eps + (1 - eps) q, in [0, 1].", min=0.0, max=1.0)
     sigma: float = setting(0.25, "DMC difficulty-match width: R = exp(-(C_D - C_T)^2 / 2 sigma^2), > 0.", min=1e-12)
     content: str = setting("numbers", "DMC content tokens: numbers (novel numbers and expressions), words (novel "
-                           "words) or all (every response token).", choices=CONTENT_SELECTORS)
+                           "words), decisions (new values and known ones in a new place, boilerplate excluded; "
+                           "any kind of reasoning) or all (every response token).", choices=CONTENT_SELECTORS)
+    format_share: float = setting(0.5, "decisions content: a word used by at least this share of a dataset's traces "
+                                  "is boilerplate (format), except in the final answer; in (0, 1].",
+                                  min=1e-9, max=1.0)
     top_k: int = setting(1, "A content token is aligned when its rank <= K (1 = the student's argmax).", min=1)
     pseudo_gold: bool = setting(False, "Without gold, use the teachers' majority answer to the same question "
                                 "(flagged).")

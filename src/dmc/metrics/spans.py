@@ -6,6 +6,13 @@ earlier in the response. A bracketed list or tuple of numbers is one expression;
 its elements are the content (brackets and separators are format). These are the results the student must compute itself;
 copied operands and boilerplate are excluded. ``all`` marks every response token.
 
+``decisions`` (the general definition, docs/DMC.md) marks what the trace commits to: every unit (a
+number or expression, or a word) that is a new value, or a known value in a new place — its pair
+with the unit before it has not occurred earlier in the question or the trace (a new ordering of
+known items, a chosen option, an operand read from the question). Boilerplate is recognised from
+the pool itself: a word the dataset's traces use in at least a given share of them is format,
+except inside the trace's final answer (a verdict such as "yes" may be frequent and still decided).
+
 Pure functions over text and token offsets; no model involved.
 """
 
@@ -16,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CONTENT_SELECTORS = ("numbers", "words", "all")
+CONTENT_SELECTORS = ("numbers", "words", "decisions", "all")
 
 # Atomic mathematical spans, tried in this order at each position (first match wins):
 #   a bracketed list or parenthesized tuple of numbers ("[2, 2, 4]", "[]", "(3, -1)": the result of
@@ -91,17 +98,96 @@ def _items(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return items or [(start, end)]
 
 
+# -- decisions ------------------------------------------------------------------------------
+
+# A word starts with a letter (Unicode letters count) and runs over letters and digits ("x1" is a
+# word, not a number); a math item is matched where no word is.
+_UNIT_RE = re.compile(rf"(?P<word>[^\W\d_]\w*)|(?P<math>{_MATH_RE.pattern})")
+
+
+def units(text: str) -> list[tuple[int, int, str, bool]]:
+    """The units of ``text`` in order, as (char_start, char_end, normalized string, is_word).
+
+    A unit is a word or a number / math expression (a list or tuple of numbers counts by its
+    elements); punctuation and whitespace are format and belong to no unit.
+    """
+    out: list[tuple[int, int, str, bool]] = []
+    for m in _UNIT_RE.finditer(text):
+        if m.group("word") is not None:
+            out.append((m.start(), m.end(), _norm_word(m.group()), True))
+        else:
+            out += [(a, b, _norm_math(text[a:b]), False) for a, b in _items(text, m.start(), m.end())]
+    return out
+
+
+def format_words(responses: Sequence[str], share: float) -> frozenset[str]:
+    """The words that at least ``share`` of ``responses`` use (document frequency): a teacher's
+    boilerplate, recognised from its own traces rather than from any word list. Numbers are values,
+    never format."""
+    if not responses:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for r in responses:
+        for w in {u for _, _, u, is_word in units(r) if is_word}:
+            counts[w] = counts.get(w, 0) + 1
+    need = share * len(responses)
+    return frozenset(w for w, c in counts.items() if c >= need)
+
+
+def decision_spans(question: str, response: str, boilerplate: frozenset[str] = frozenset(),
+                   answer: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """Char spans of the units of ``response`` that the trace commits to.
+
+    A unit is a decision when its string is new (not in the question, not earlier in the response)
+    or when its pair with the previous non-format unit is new: a known item put in a new order, an
+    operand read from the question, a chosen option. Repeats of earlier pairs, and a unit restated
+    right after itself ("= 8. 8 - 2", "... 6. The answer is 6"), are copies. Words in
+    ``boilerplate`` are format and skipped, except inside ``answer`` (the final answer's char span).
+    """
+    def kept(us, ans):
+        return [u for u in us if not (u[3] and u[2] in boilerplate)
+                or (ans is not None and u[0] < ans[1] and u[1] > ans[0])]
+
+    seen: set[str] = set()
+    pairs: set[tuple[str | None, str]] = set()
+    prev: str | None = None
+    for _, _, u, _ in kept(units(question), None):
+        seen.add(u)
+        pairs.add((prev, u))
+        prev = u
+    out: list[tuple[int, int]] = []
+    prev = None
+    for a, b, u, _ in kept(units(response), answer):
+        if u not in seen or (u != prev and (prev, u) not in pairs):
+            out.append((a, b))
+        seen.add(u)
+        pairs.add((prev, u))
+        prev = u
+    return out
+
+
+def answer_span(response: str, answer: str | None) -> tuple[int, int] | None:
+    """The char span of the last occurrence of the extracted final ``answer`` in ``response``."""
+    if not answer:
+        return None
+    at = response.rfind(answer)
+    return None if at < 0 else (at, at + len(answer))
+
+
 def content_token_mask(
     question: str,
     response: str,
     char_start: Sequence[int] | np.ndarray,
     char_end: Sequence[int] | np.ndarray,
     content: str = "numbers",
+    boilerplate: frozenset[str] = frozenset(),
+    answer: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Boolean mask over response tokens: True where a token overlaps a novel content span.
+    """Boolean mask over response tokens: True where a token overlaps a content span.
 
     A token [s, e) overlaps span [a, b) when s < b and e > a; zero-width tokens (special tokens,
-    template suffixes) never overlap. With ``content="all"`` every token is content.
+    template suffixes) never overlap. With ``content="all"`` every token is content. ``boilerplate``
+    and ``answer`` are used by ``decisions`` only (see :func:`decision_spans`).
     """
     cs = np.asarray(char_start, dtype=np.int64)
     ce = np.asarray(char_end, dtype=np.int64)
@@ -110,6 +196,8 @@ def content_token_mask(
     if content == "all":
         return np.ones(cs.shape, dtype=bool)
     mask = np.zeros(cs.shape, dtype=bool)
-    for a, b in novel_spans(question, response, content):
+    spans = (decision_spans(question, response, boilerplate, answer) if content == "decisions"
+             else novel_spans(question, response, content))
+    for a, b in spans:
         mask |= (cs < b) & (ce > a)
     return mask

@@ -1,0 +1,106 @@
+"""The `decisions` content selector: what a trace commits to, for any kind of reasoning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_metrics_helpers import FakeGrader, pool, sample, token_row, tokens_table
+
+from dmc.metrics import MetricSettings, ScoringContext
+from dmc.metrics.spans import answer_span, content_token_mask, decision_spans, format_words, units
+
+WORDS_Q = "Start with the list [dog, cat, bee]. Swap the first and last items. Sort it. What is the list now?"
+WORDS_R = "Start with [dog, cat, bee].\nswap ends: [bee, cat, dog]\nsort: [bee, cat, dog]\nThe answer is [bee, cat, dog]."
+FORMAT = frozenset({"start", "with", "swap", "ends", "sort", "the", "answer", "is"})
+
+
+def _texts(r: str, spans) -> list[str]:
+    return [r[a:b] for a, b in spans]
+
+
+def test_units_are_numbers_expressions_and_words():
+    got = [(u, w) for _, _, u, w in units("Tom has 1,000 coins: [2, 3] and x1 = 3/4 here")]
+    assert got == [("tom", True), ("has", True), ("1000", False), ("coins", True), ("2", False), ("3", False),
+                   ("and", True), ("x1", True), ("3/4", False), ("here", True)]
+
+
+def test_format_words_by_document_frequency():
+    rs = ["So the answer is 4.", "So the answer is 7.", "Hence the answer is yes.", "Carry the one."]
+    assert format_words(rs, 0.5) == frozenset({"so", "the", "answer", "is"})
+    assert format_words(rs, 1.0) == frozenset({"the"})
+    assert format_words([], 0.5) == frozenset()
+    # numbers are values, never format, however frequent
+    assert "4" not in format_words(["4", "4 and 4", "4"], 0.5)
+
+
+def test_a_new_order_of_known_items_is_content():
+    # every word is copied from the question. The first item is a choice; the swap's result puts cat
+    # after bee and dog after cat (bee right after bee reads as a restatement); the sorted list starts
+    # a new pair (dog, bee) and then repeats pairs already written, and so does the final answer
+    got = _texts(WORDS_R, decision_spans(WORDS_Q, WORDS_R, FORMAT))
+    assert got == ["dog", "cat", "dog", "bee"]
+    # the `numbers` selector sees nothing in the same trace
+    assert not content_token_mask(WORDS_Q, WORDS_R, [0], [len(WORDS_R)], "numbers").any()
+
+
+def test_arithmetic_new_values_and_operands_read_from_the_question():
+    q = "Tom has 3 coins. He finds 5 coins. He loses 2 coins. How many coins does Tom have now?"
+    r = "Tom starts with 3 coins.\n3 + 5 = 8\n8 - 2 = 6\nThe answer is 6."
+    got = _texts(r, decision_spans(q, r, frozenset({"starts", "with", "the", "answer", "is"})))
+    # 3 in a new place, 3 again as an operand, 5 read next to it, the results 8 and 6, the operand 2;
+    # "8" restated right after itself and the final "6" are copies
+    assert got == ["3", "3", "5", "8", "2", "6"]
+
+
+def test_boilerplate_is_skipped_but_not_in_the_final_answer():
+    q = "Is 7 prime?"
+    r = "Check the divisors. The answer is yes."
+    fmt = frozenset({"check", "the", "divisors", "answer", "is", "yes"})
+    assert _texts(r, decision_spans(q, r, fmt)) == []
+    ans = answer_span(r, "yes")
+    assert ans == (r.rindex("yes"), r.rindex("yes") + 3)
+    assert _texts(r, decision_spans(q, r, fmt, ans)) == ["yes"]
+    assert answer_span(r, None) is None and answer_span(r, "no") is None
+
+
+def test_token_mask_maps_decisions_to_tokens():
+    r = "[bee, cat]"
+    cs, ce = np.array([0, 1, 4, 6, 9]), np.array([1, 4, 6, 9, 10])  # "[", "bee", ", ", "cat", "]"
+    mask = content_token_mask("[cat, bee]", r, cs, ce, "decisions")
+    assert mask.tolist() == [False, True, False, True, False]
+
+
+class _WordGrader(FakeGrader):
+    def extract(self, text):
+        return text.rsplit("The answer is ", 1)[-1].rstrip(".") if "The answer is " in text else None
+
+
+def test_dmc_is_finite_on_non_numeric_data_with_decisions():
+    qs = ["Start with the list [dog, cat, bee]. Reverse it. What is the list now?",
+          "Start with the list [owl, ant]. Reverse it. What is the list now?"]
+    rs = ["Start with [dog, cat, bee].\nreverse: [bee, cat, dog]\nThe answer is [bee, cat, dog].",
+          "Start with [owl, ant].\nreverse: [ant, owl]\nThe answer is [ant, owl]."]
+    golds = ["[bee, cat, dog]", "[ant, owl]"]
+    samples = [sample("words", f"w{i}", q, r, g) for i, (q, r, g) in enumerate(zip(qs, rs, golds))]
+    # the student misses "cat" wherever it occurs
+    tok = tokens_table([token_row(s, rank_of={"cat": 3}) for s in samples])
+    for content, expect_nan in (("numbers", True), ("decisions", False)):
+        ctx = ScoringContext(pool(*samples), tokens=tok, settings=MetricSettings(content=content),
+                             grader=_WordGrader())
+        assert (ctx.alignment["A"].isna() if expect_nan else ctx.alignment["A"].notna()).all()
+    ctx = ScoringContext(pool(*samples), tokens=tok, settings=MetricSettings(content="decisions"), grader=_WordGrader())
+    assert ctx.boilerplate["words"] >= {"start", "with", "reverse", "the", "answer", "is"}
+    al = ctx.alignment
+    # sample 0: dog (first unit), cat after bee (missed), dog after cat -> 2 of 3 aligned
+    # sample 1: owl (first unit), owl after ant -> 2 of 2
+    assert al.loc[0, "n_content"] == 3 and al.loc[0, "A"] == pytest.approx(2 / 3)
+    assert al.loc[1, "n_content"] == 2 and al.loc[1, "A"] == pytest.approx(1.0)
+    assert not math.isnan(float(al["A"].mean()))
+
+
+def test_format_share_is_a_result_setting():
+    with pytest.raises(ValueError):
+        MetricSettings(format_share=0.0)
+    assert MetricSettings(content="decisions", format_share=1.0).format_share == 1.0
