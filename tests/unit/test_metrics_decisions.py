@@ -31,8 +31,11 @@ def test_format_words_by_document_frequency():
     assert format_words(rs, 0.5) == frozenset({"so", "the", "answer", "is"})
     assert format_words(rs, 1.0) == frozenset({"the"})
     assert format_words([], 0.5) == frozenset()
-    # numbers are values, never format, however frequent
+    # numbers are values, never format, however frequent; so are the words of the gold answers
     assert "4" not in format_words(["4", "4 and 4", "4"], 0.5)
+    verdicts = ["true and false gives false", "false or true gives true", "not true gives false"]
+    assert format_words(verdicts, 0.5) == frozenset({"true", "false", "gives"})
+    assert format_words(verdicts, 0.5, answers=["false", "True", None]) == frozenset({"gives"})
 
 
 def test_a_new_order_of_known_items_is_content():
@@ -93,9 +96,11 @@ def test_dmc_is_finite_on_non_numeric_data_with_decisions():
     ctx = ScoringContext(pool(*samples), tokens=tok, settings=MetricSettings(content="decisions"), grader=_WordGrader())
     assert ctx.boilerplate["words"] >= {"start", "with", "reverse", "the", "answer", "is"}
     al = ctx.alignment
-    # sample 0: dog (first unit), cat after bee (missed), dog after cat -> 2 of 3 aligned
-    # sample 1: owl (first unit), owl after ant -> 2 of 2
-    assert al.loc[0, "n_content"] == 3 and al.loc[0, "A"] == pytest.approx(2 / 3)
+    # the animal names are values (words of the gold answers), never format, though frequent
+    assert not ctx.boilerplate["words"] & {"bee", "cat", "dog", "ant", "owl"}
+    # sample 0: dog (first unit), cat after bee (missed), dog after cat, the answer's bee after dog
+    # -> 3 of 4 aligned; sample 1: owl (first unit), owl after ant -> 2 of 2
+    assert al.loc[0, "n_content"] == 4 and al.loc[0, "A"] == pytest.approx(0.75)
     assert al.loc[1, "n_content"] == 2 and al.loc[1, "A"] == pytest.approx(1.0)
     assert not math.isnan(float(al["A"].mean()))
 

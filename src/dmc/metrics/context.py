@@ -318,9 +318,12 @@ class ScoringContext:
 
     @cached_property
     def boilerplate(self) -> dict[str, frozenset[str]]:
-        """Per dataset, the words at least ``format_share`` of its traces use (``decisions`` content)."""
+        """Per dataset, the words at least ``format_share`` of its traces use, less the words of the
+        pool's gold answers (``decisions`` content)."""
         share = self.settings.format_share
-        return {d: format_words(list(g["response"]), share) for d, g in self.samples.groupby("dataset", sort=False)}
+        golds = list(dict.fromkeys(g for g in self.samples["gold"] if isinstance(g, str)))
+        return {d: format_words(list(g["response"]), share, golds)
+                for d, g in self.samples.groupby("dataset", sort=False)}
 
     @cached_property
     def alignment(self) -> pd.DataFrame:

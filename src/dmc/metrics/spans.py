@@ -11,7 +11,7 @@ number or expression, or a word) that is a new value, or a known value in a new 
 with the unit before it has not occurred earlier in the question or the trace (a new ordering of
 known items, a chosen option, an operand read from the question). Boilerplate is recognised from
 the pool itself: a word the dataset's traces use in at least a given share of them is format,
-except inside the trace's final answer (a verdict such as "yes" may be frequent and still decided).
+unless it is a value (a word of the pool's gold answers) or inside the trace's final answer.
 
 Pure functions over text and token offsets; no model involved.
 """
@@ -120,18 +120,22 @@ def units(text: str) -> list[tuple[int, int, str, bool]]:
     return out
 
 
-def format_words(responses: Sequence[str], share: float) -> frozenset[str]:
+def format_words(responses: Sequence[str], share: float, answers: Sequence[str] = ()) -> frozenset[str]:
     """The words that at least ``share`` of ``responses`` use (document frequency): a teacher's
-    boilerplate, recognised from its own traces rather than from any word list. Numbers are values,
-    never format."""
+    boilerplate, recognised from its own traces rather than from any word list.
+
+    Values are never format, however often they occur: numbers, and the words the task's gold
+    ``answers`` are made of (true/false, option letters, the items an answer orders).
+    """
     if not responses:
         return frozenset()
+    values = {u for a in answers if a for _, _, u, is_word in units(a) if is_word}
     counts: dict[str, int] = {}
     for r in responses:
         for w in {u for _, _, u, is_word in units(r) if is_word}:
             counts[w] = counts.get(w, 0) + 1
     need = share * len(responses)
-    return frozenset(w for w, c in counts.items() if c >= need)
+    return frozenset(w for w, c in counts.items() if c >= need and w not in values)
 
 
 def decision_spans(question: str, response: str, boilerplate: frozenset[str] = frozenset(),
