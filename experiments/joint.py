@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["metric", "content", "top_k", "epsilon", "sigma", "sigma_logit", "match_side", "budget"]
+KEYS = ["metric", "content", "top_k", "format_share", "epsilon", "sigma", "sigma_logit", "match_side", "budget"]
 
 
 def fmt(x: float) -> str:

@@ -292,7 +292,7 @@ def exact_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str,
 def group_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str, group: list,
                  exact: bool) -> list[pd.Series]:
     """Metric ``m`` per dataset under each settings object of ``group`` (settings that share the
-    content selector and K).
+    content selector, K and format share).
 
     exact: score_tables for every one (about 0.5 s per setting for 640 samples, 2-5 s for the
     lab's 2112). Otherwise one ScoringContext for the group — its per-sample quantities (quality,
@@ -329,18 +329,22 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
 
     rows = []
     for m, grid in grids.items():
-        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k")}
+        # the settings a ScoringContext's alignment depends on: one context per combination
+        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share")}
         inner_keys = [k for k in grid if k not in outer]
-        for content, top_k in itertools.product(outer["content"], outer["top_k"]):
+        for content, top_k, share in itertools.product(outer["content"], outer["top_k"], outer["format_share"]):
+            if content != "decisions" and share != outer["format_share"][0]:
+                continue  # format_share only changes the decisions selector
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
-            group = [dataclasses.replace(base, content=content, top_k=top_k, n_boot=0, **kw) for kw in combos]
+            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)
+                     for kw in combos]
             for kw, values in zip(combos, group_values(frame, tokens, attempts, targets, grader, m, group, exact)):
                 for subset, names in subsets.items():
                     r = {"metric": m, "version": METRICS[m].version, "subset": subset, "content": content,
-                         "top_k": top_k, **kw}
+                         "top_k": top_k, "format_share": share, **kw}
                     r.update(correlations(values.reindex(names), acc.reindex(names), n_boot))
                     rows.append(r)
-            log(f"  {m}: content={content} top_k={top_k} done ({len(rows)} rows)")
+            log(f"  {m}: content={content} top_k={top_k} format_share={share} done ({len(rows)} rows)")
     return pd.DataFrame(rows)
 
 
