@@ -57,7 +57,9 @@ class Spec:
     setting out of the command line (still settable from config files and Python). positional:
     the command's argument rather than an option. path: how a command checks a path before any
     work starts ("in": it exists; "out_dir": it is not a file; "out_file": it is not a directory).
-    repeat: a list option given once per value rather than comma-separated.
+    repeat: a list option given once per value rather than comma-separated. keyed_if_set: a result
+    setting added after caches were written enters keys only when it differs from its default, so
+    that entries written before it existed (at what is now its default) stay valid.
     """
 
     help: str
@@ -72,6 +74,7 @@ class Spec:
     repeat: bool = False  # a list option given once per value (--field a=b --field c=d)
     default: Any = UNSET
     default_factory: Any = UNSET
+    keyed_if_set: bool = False
 
     def field(self) -> Any:
         """A dataclass field carrying this spec (its default included)."""
@@ -86,10 +89,10 @@ class Spec:
 def setting(default: Any = UNSET, help: str = "", *, result: bool = True, flag: str | None = None,
             choices: tuple[Any, ...] | None = None, min: float | None = None, max: float | None = None,
             cli: bool = True, positional: bool = False, path: str | None = None, repeat: bool = False,
-            default_factory: Any = UNSET) -> Any:
+            default_factory: Any = UNSET, keyed_if_set: bool = False) -> Any:
     """A dataclass field declared with its default, help and role (see :class:`Spec`)."""
     return Spec(help, result, flag, choices, min, max, cli, positional, path, repeat, default,
-                default_factory).field()
+                default_factory, keyed_if_set).field()
 
 
 def spec_of(f: dataclasses.Field) -> Spec:
@@ -303,9 +306,12 @@ def result_fields(obj: Any) -> dict[str, Any]:
     """The result-changing fields of a settings object, nested settings recursively."""
     out: dict[str, Any] = {}
     for f in fields(obj):
-        if not spec_of(f).result:
+        spec = spec_of(f)
+        if not spec.result:
             continue
         v = getattr(obj, f.name)
+        if spec.keyed_if_set and v == spec.default:
+            continue
         out[f.name] = result_fields(v) if is_dataclass(v) else _key_value(v)
     return out
 

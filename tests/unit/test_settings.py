@@ -24,7 +24,7 @@ from dmc.curriculum import CurriculumSettings
 from dmc.metrics import MetricSettings
 from dmc.scoring import ScoringSettings
 from dmc.settings import SEED, field_types, from_dict, nested_class, result_fields, setting, settings_key, spec_of, to_dict
-from dmc.stats import AttemptSettings, TokenStatsSettings
+from dmc.stats import AttemptSettings, BackendSettings, TokenStatsSettings
 from dmc.training import TrainConfig
 from dmc.validation import ValidateConfig
 from dmc.validation.protocol import eval_settings
@@ -32,7 +32,7 @@ from dmc.validation.protocol import eval_settings
 COMMANDS = {"score": ScoreCommand, "stats": StatsCommand, "validate": ValidateCommand, "distill": DistillCommand,
             "train": TrainCommand, "eval": EvalCommand}
 SETTINGS = [TokenStatsSettings, AttemptSettings, MetricSettings, ScoringSettings, TrainConfig, CurriculumSettings,
-            ValidateConfig]
+            ValidateConfig, BackendSettings]
 
 
 def _get(obj, path: str):
@@ -92,7 +92,7 @@ OTHER = {
     "policy": "softmax", "mix_policy": "proportional", "attempt_budget": 7, "content": "words", "match_side": "easier",
     "bf16": True, "lora_targets": ["q_proj"], "metrics": ("dmc",), "experiments": ("e1",), "seeds": (1,),
     "e3_strategies": ("uniform",), "e2_metrics": ("dmc",), "extra": {"a": 1}, "lr_scheduler": "linear",
-    "verifier": "numeric", "e2_policy": "topk:2", "turns": "all", "rsr_turns": "all",
+    "verifier": "numeric", "e2_policy": "topk:2", "turns": "all", "rsr_turns": "all", "backend": "ray", "ray_address": "auto", "engine": "vllm",
 }
 
 
@@ -269,3 +269,21 @@ def test_ctrl_c_says_how_to_resume():
     assert r.exit_code == 130
     assert "interrupted: finished work is kept; run the same command again to resume" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_setting_added_later_keeps_old_keys_at_its_default():
+    """keyed_if_set: entries written before the setting existed (at its default) keep their key."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Old:
+        a: int = setting(1, "a")
+
+    @dataclasses.dataclass(frozen=True)
+    class New:
+        a: int = setting(1, "a")
+        b: str = setting("x", "b", keyed_if_set=True)
+
+    Old.__name__ = New.__name__ = "S"  # the key names the class: the same class, before and after
+    assert settings_key("t", "1", New()) == settings_key("t", "1", Old())
+    assert settings_key("t", "1", New(b="y")) != settings_key("t", "1", Old())
+    assert result_fields(New()) == {"a": 1} and result_fields(New(b="y")) == {"a": 1, "b": "y"}

@@ -24,7 +24,7 @@ class MetricSettings:
     format_share: float = setting(0.5, "decisions content: a word used by at least this share of a dataset's traces "
                                   "is boilerplate (format), unless it is a word of the gold answers or in the final "
                                   "answer; in (0, 1].",
-                                  min=1e-9, max=1.0)
+                                  min=1e-9, max=1.0, keyed_if_set=True)
     top_k: int = setting(1, "A content token is aligned when its rank <= K (1 = the student's argmax).", min=1)
     pseudo_gold: bool = setting(False, "Without gold, use the teachers' majority answer to the same question "
                                 "(flagged).")
