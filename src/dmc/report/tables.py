@@ -132,6 +132,10 @@ def dataset_table(run: RunResults) -> Table | None:
     elif "dmc" in df.columns:
         df = df.sort_values("dmc", ascending=False, na_position="last")
     headers = ["dataset"] + [c + (" [CI]" if c == "dmc" and "dmc_lo" in df.columns else "") for c in cols]
+    cut = "n_truncated" in df.columns
+    if cut:
+        headers.append("truncated")
+        notes.append("truncated: traces longer than the scoring max_length, cut; their alignment is NaN (truncated)")
     if has_acc:
         headers.append("post-training accuracy")
     rows = []
@@ -142,6 +146,8 @@ def dataset_table(run: RunResults) -> Table | None:
                 row.append(f"{num(r[c])} [{num(r['dmc_lo'])}, {num(r['dmc_hi'])}]")
             else:
                 row.append(num(r.get(c)))
+        if cut:
+            row.append("n/a" if _nan(r.get("n_truncated")) else str(int(r["n_truncated"])))
         if has_acc:
             row.append(pct(r.get("accuracy"), r.get("accuracy_std")))
         rows.append(row)
