@@ -18,8 +18,14 @@ follows the live tensors.
 
 Usage:
   python benchmarks/stats_engine.py                       # tiny random Llama, 50k vocabulary
-  python benchmarks/stats_engine.py --student lab-small   # any name/path dmc.students.load_student takes
-  python benchmarks/stats_engine.py --student lab-small --data LAB_DIR/datasets   # real samples
+  python benchmarks/stats_engine.py --student lab-small   # any name/path dmc.students.load_student takes,
+                                                          # on a small generated lab pool
+  python benchmarks/stats_engine.py --student lab-small --data LAB_DIR/datasets   # your samples
+  python benchmarks/stats_engine.py --student smollm2-135m --samples 24 --check-only   # the cross-check alone
+
+The student loads in --dtype (default "auto", the project's default), so the cross-check covers
+the statistics as `dmc score` computes them; `--dtype bfloat16` shows what bfloat16 costs in
+agreement.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -187,7 +194,7 @@ def run_padded(model, spans, batch_size, device):
 # --------------------------------------------------------------------------------------------
 
 
-def build_model(spec: str, device: str, vocab: int, hidden: int, layers: int):
+def build_model(spec: str, device: str, vocab: int, hidden: int, layers: int, dtype: str = "auto"):
     """(model, description, student or None)."""
     if spec == TINY:
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -200,8 +207,8 @@ def build_model(spec: str, device: str, vocab: int, hidden: int, layers: int):
         return model, f"random Llama (vocab {vocab}, hidden {hidden}, {layers} layers)", None
     from dmc.students import load_student
 
-    st = load_student(spec, device=device)
-    return st.model, f"{st.name} ({type(st.model).__name__})", st
+    st = load_student(spec, device=device, dtype=dtype)
+    return st.model, f"{st.name} ({type(st.model).__name__}, {st.model.dtype})", st
 
 
 def data_spans(student, paths: list[str], n: int, max_length: int) -> list[Span]:
@@ -218,6 +225,13 @@ def data_spans(student, paths: list[str], n: int, max_length: int) -> list[Span]
             if e.response_end > e.response_start >= 1:
                 spans.append(Span(e.input_ids, e.response_start, e.response_end))
     return spans
+
+
+def lab_pool(out: Path, n: int) -> list[str]:
+    """A small generated pool (the lab's arith family, n samples per dataset) under `out`."""
+    from dmc.lab import build_lab
+
+    return [str(p) for p in build_lab(out, family="arith", n=n, n_eval=1)["arith"].pool.values()]
 
 
 def make_spans(n: int, vocab: int, prompt: tuple[int, int], response: tuple[int, int], seed: int) -> list[Span]:
@@ -299,7 +313,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--samples", type=int, default=48, help="sequences in the throughput workload")
     ap.add_argument("--data", nargs="+", help="candidate datasets (files/directories) to take the throughput workload "
-                    "from, encoded by --student (default: random token ids with --prompt/--response lengths)")
+                    "from, encoded by --student (default: a small generated lab pool for a --student, random token "
+                    "ids with --prompt/--response lengths for the tiny random model)")
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                    help="dtype of --student (default: auto, as dmc loads students)")
+    ap.add_argument("--check-only", action="store_true", help="run the cross-check only (no timing, no memory)")
     ap.add_argument("--max-length", type=int, default=1024, help="with --data: max tokens per sample")
     ap.add_argument("--prompt", type=int, nargs=2, default=(16, 96), metavar=("MIN", "MAX"), help="prompt tokens")
     ap.add_argument("--response", type=int, nargs=2, default=(32, 480), metavar=("MIN", "MAX"), help="response tokens")
@@ -314,15 +332,17 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    model, desc, student = build_model(args.student, args.device, args.vocab, args.hidden, args.layers)
+    model, desc, student = build_model(args.student, args.device, args.vocab, args.hidden, args.layers, args.dtype)
     vocab = checked_split(model).vocab
     print(f"model: {desc}; vocab {vocab}; device {device}; torch threads {torch.get_num_threads()}")
 
     # Throughput workload: real samples, or random ids with varied prompt and response lengths.
-    if args.data:
-        if student is None:
-            ap.error("--data needs a --student with a tokenizer")
-        spans = data_spans(student, args.data, args.samples, args.max_length)
+    if args.data and student is None:
+        ap.error("--data needs a --student with a tokenizer")
+    if student is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = args.data or lab_pool(Path(tmp), args.samples)
+            spans = data_spans(student, paths, args.samples, args.max_length)
     else:
         spans = make_spans(args.samples, vocab, tuple(args.prompt), tuple(args.response), seed=0)
     tokens = sum(len(s.input_ids) for s in spans)
@@ -338,10 +358,13 @@ def main(argv=None) -> int:
         "padded ref": lambda: run_padded(model, spans, args.padded_batch, device),
     }
     # Warm up and cross-check on the full workload (also the first, untimed pass).
-    outs = {name: fn() for name, fn in methods.items()}
-    for name in ("engine", "padded ref"):
-        print("  check " + check_equal(outs["per-sample ref"], outs[name], name))
+    outs = {name: fn() for name, fn in methods.items() if not (args.check_only and name == "bare forward")}
+    checks = {name: check_equal(outs["per-sample ref"], outs[name], name) for name in ("engine", "padded ref")}
+    for line in checks.values():
+        print("  check " + line)
     del outs
+    if args.check_only:
+        return 0 if checks["engine"].endswith("OK") else 1
     results = time_all(methods, tokens, args.repeat, device)
 
     # Memory workload: long sequences, the same batch composition for every method.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.metrics import MetricSettings, ScoreReport, get_metrics, score_tables
 from dmc.metrics.context import Grader
 from dmc.settings import SEED, check, setting, to_dict
-from dmc.stats import AttemptSettings, StatsCache, TokenStatsSettings, compute_attempts, compute_token_stats, question_hash
+from dmc.stats import (AttemptSettings, BackendSettings, StatsCache, TokenStatsSettings, compute_attempts,
+                       compute_token_stats, question_hash)
+from dmc.stats.cost import CostPlan, plan_cost
 from dmc.stats.subsample import subsample as _subsample
 from dmc.students.loading import load_student
 
@@ -149,21 +151,30 @@ def compute_tables(
     needs: set[str] | None = None,
     cache: StatsCache | None = None,
     progress: bool = False,
+    on_plan: Callable[[CostPlan], None] | None = None,
+    backend: BackendSettings | None = None,
 ) -> Tables:
     """Token statistics of ``samples`` and the student's attempts at ``questions`` (default: the
     samples' own questions), each computed only when ``needs`` (default: the chosen metrics')
-    asks for it, through the statistics cache when one is given."""
+    asks for it, through the statistics cache when one is given. ``on_plan`` is called first
+    with what will be computed and a measured estimate of its time (dmc.stats.cost). ``backend``:
+    where the batches run (dmc.stats.BackendSettings; default: in this process)."""
     needs = settings.needs if needs is None else needs
+    if on_plan is not None:
+        on_plan(plan_cost(student, samples, list(samples) if questions is None else questions,
+                          settings.token_settings if needs & {"tokens", "tokens_noq"} else None,
+                          settings.attempts if "attempts" in needs else None, cache=cache))
     tokens = attempts = None
     run: dict[str, Any] = {}
     if needs & {"tokens", "tokens_noq"}:
         t0 = time.perf_counter()
-        tokens = compute_token_stats(student, samples, settings.token_settings, cache=cache, progress=progress)
+        tokens = compute_token_stats(student, samples, settings.token_settings, cache=cache, progress=progress,
+                                     backend=backend)
         run["tokens"] = {**tokens.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3)}
     if "attempts" in needs:
         t0 = time.perf_counter()
         qs = list(samples) if questions is None else list(questions)
-        attempts = compute_attempts(student, qs, settings.attempts, cache=cache, progress=progress)
+        attempts = compute_attempts(student, qs, settings.attempts, cache=cache, progress=progress, backend=backend)
         run["attempts"] = {**attempts.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3),
                            "generated_tokens": int(attempts["n_tokens"].sum()) if len(attempts) else 0}
     return Tables(tokens, attempts, run)
@@ -192,6 +203,8 @@ def score_pool(
     progress: bool = False,
     grader: Grader | None = None,
     meta: dict[str, Any] | None = None,
+    on_plan: Callable[[CostPlan], None] | None = None,
+    backend: BackendSettings | None = None,
 ) -> ScoreReport:
     """The metric tables of an already loaded pool, as given (no subsampling here).
 
@@ -202,7 +215,8 @@ def score_pool(
     if not samples:
         raise ValueError("the candidate datasets hold no samples")
     questions = attempt_questions if attempt_questions is not None else [*samples, *(targets or [])]
-    tables = compute_tables(student, samples, settings, questions=questions, cache=cache, progress=progress)
+    tables = compute_tables(student, samples, settings, questions=questions, cache=cache, progress=progress,
+                            on_plan=on_plan, backend=backend)
     target_hashes = [question_hash(e) for e in targets] if targets is not None else None
     full_meta = {
         "student": {"name": getattr(student, "name", None), "fingerprint": student.fingerprint,
@@ -236,6 +250,8 @@ def score(
     progress: bool = False,
     grader: Grader | None = None,
     fields: FieldMap | None = None,
+    on_plan: Callable[[CostPlan], None] | None = None,
+    backend: BackendSettings | None = None,
 ) -> ScoreReport:
     """Scores candidate datasets for ``student`` and returns a :class:`~dmc.metrics.ScoreReport`.
 
@@ -249,7 +265,9 @@ def score(
     cache_dir: the statistics cache (default ``out_dir/cache`` when out_dir is given, else
     :func:`default_cache_dir`); use_cache=False disables it.
     out_dir: also write samples.parquet, datasets.json and datasets.csv there. fields: the
-    column names of the files (dmc.data.FieldMap).
+    column names of the files (dmc.data.FieldMap). on_plan: called before the work with its
+    plan and time estimate (:func:`compute_tables`). backend: where the statistics are computed
+    (dmc.stats.BackendSettings; default: in this process).
     """
     settings = settings or ScoringSettings()
     if metrics is not None:
@@ -274,7 +292,7 @@ def score(
                                                   "n_questions": len({question_hash(e) for e in targets})},
     }
     report = score_pool(pool, stud, settings, targets=targets, cache=cache, progress=progress, grader=grader,
-                        meta=meta)
+                        meta=meta, on_plan=on_plan, backend=backend)
     if out_dir is not None:
         report.write(out_dir)
     return report

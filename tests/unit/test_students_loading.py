@@ -52,8 +52,9 @@ def test_explicit_dtype_and_bad_dtype(tmp_path):
 def test_resolve_dtype(monkeypatch):
     assert resolve_dtype("auto", 1_000_000) == torch.float32
     monkeypatch.setattr(loading, "native_bf16", lambda device="cpu": True)
-    assert resolve_dtype("auto", 135_000_000) == torch.bfloat16
-    assert resolve_dtype("auto", 1_000_000) == torch.float32
+    # float32 even where bfloat16 is native: statistics must not depend on the batch (docs/SCALING.md)
+    assert resolve_dtype("auto", 135_000_000) == torch.float32
+    assert resolve_dtype("auto", 135_000_000, "cuda") == torch.float32
     monkeypatch.setattr(loading, "native_bf16", lambda device="cpu": False)
     assert resolve_dtype("auto", 135_000_000) == torch.float32
     assert resolve_dtype("float16", 10) == torch.float16

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from dmc.cli.options import (CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDE
 from dmc.metrics import METRICS, directions_footer
 from dmc.scoring import ScoringSettings, score
 from dmc.settings import setting
+from dmc.stats import BackendSettings
+from dmc.stats.cost import CostPlan
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,16 @@ class ScoreCommand:
     dtype: str = DTYPE.field()
     progress: bool = PROGRESS.field()
     scoring: ScoringSettings = setting(help="How the pool is scored.", default_factory=ScoringSettings)
+    execution: BackendSettings = setting(help="Where the statistics are computed (here or on Ray).", result=False,
+                                         default_factory=BackendSettings)
+
+
+def print_plan(console) -> Callable[[CostPlan], None]:
+    """Prints what a run will compute and its estimated time, before the work starts (stderr)."""
+    def show(plan: CostPlan) -> None:
+        for line in plan.lines():
+            console.print(escape(line), highlight=False, soft_wrap=True)
+    return show
 
 
 def run_score(c: ScoreCommand) -> None:
@@ -41,7 +54,8 @@ def run_score(c: ScoreCommand) -> None:
     err = wide_console(stderr=True)
     try:
         report = score(list(c.datasets), c.student, eval_set=c.eval, settings=c.scoring, cache_dir=c.cache,
-                       out_dir=c.out, device=c.device, dtype=c.dtype, progress=c.progress, fields=fields)
+                       out_dir=c.out, device=c.device, dtype=c.dtype, progress=c.progress, fields=fields,
+                       backend=c.execution, on_plan=print_plan(err) if c.progress else None)
     except USER_ERRORS as e:
         fail(error_text(e))
     console.print(report.table())

@@ -15,7 +15,7 @@ from dmc.cli.options import (CACHE, DEVICE, DTYPE, FIELDS, POOL, PROGRESS, STUDE
                              fail, field_map, require)
 from dmc.scoring import ScoringSettings, compute_tables, load_inputs, load_targets, subsample
 from dmc.settings import setting
-from dmc.stats import ATTEMPTS_SCHEMA, TOKENS_SCHEMA, StatsCache, question_hash
+from dmc.stats import ATTEMPTS_SCHEMA, TOKENS_SCHEMA, BackendSettings, StatsCache, question_hash
 from dmc.stats.cache import atomic_write_parquet
 from dmc.stats.summary import pass_rate, summarize
 from dmc.students import load_student
@@ -38,6 +38,8 @@ class StatsCommand:
     dtype: str = DTYPE.field()
     progress: bool = PROGRESS.field()
     scoring: ScoringSettings = setting(help="How the statistics are computed.", default_factory=ScoringSettings)
+    execution: BackendSettings = setting(help="Where the statistics are computed (here or on Ray).", result=False,
+                                         default_factory=BackendSettings)
 
 
 def run_stats(c: StatsCommand) -> None:
@@ -61,7 +63,7 @@ def run_stats(c: StatsCommand) -> None:
     try:
         # Finished batches are in the cache: a corrected re-run resumes from them.
         tables = compute_tables(st, samples, scoring, questions=[*samples, *(items or [])], needs=needs,
-                                cache=store, progress=c.progress)
+                                cache=store, progress=c.progress, backend=c.execution)
     except USER_ERRORS + (FloatingPointError,) as e:
         fail(error_text(e))
     tokens, att = tables.tokens, tables.attempts

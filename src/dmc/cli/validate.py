@@ -14,8 +14,10 @@ from transformers.utils import logging as hf_logging
 from dmc.cli.app import app
 from dmc.cli.options import (CACHE, DEVICE, FIELDS, POOL, STUDENT, USER_ERRORS, command, error_text, fail, field_map,
                              require)
+from dmc.cli.score import print_plan
 from dmc.report import write_report
 from dmc.settings import setting
+from dmc.stats import BackendSettings
 from dmc.validation import ValidateConfig, validate
 from dmc.validation.correlation import fmt_rho
 
@@ -66,6 +68,8 @@ class ValidateCommand:
     report: bool = setting(True, "Also write OUT/report (HTML + Markdown).", result=False)
     progress: bool = setting(True, "Live display of the pilots.", result=False)
     validate: ValidateConfig = setting(help="The validation's settings.", default_factory=ValidateConfig)
+    execution: BackendSettings = setting(help="Where the statistics and the pilots run (here or on Ray).",
+                                         result=False, default_factory=BackendSettings)
 
 
 def run_validate(c: ValidateCommand) -> None:
@@ -78,7 +82,8 @@ def run_validate(c: ValidateCommand) -> None:
     command_line = "dmc " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         result = validate(c.student, list(c.pool), c.eval, c.out, c.validate, device=c.device, cache_dir=c.cache,
-                          fields=field_map(c.fields), progress=c.progress, console=console, command=command_line)
+                          fields=field_map(c.fields), progress=c.progress, console=console, command=command_line,
+                          on_plan=print_plan(console) if c.progress else None, backend=c.execution)
     except USER_ERRORS as e:
         fail(error_text(e))
     print_headline(Console(), result)

