@@ -15,6 +15,7 @@ from dmc.data import load_eval_set
 from dmc.evaluation import EVAL_BATCH_SIZE, EVAL_MAX_NEW_TOKENS, evaluate, summary_rows
 from dmc.settings import SEED, VERIFIER, setting
 from dmc.students import load_student
+from dmc.students.vllm_engine import ENGINE
 
 
 def eval_table(result, title: str) -> Table:
@@ -47,6 +48,7 @@ class EvalCommand:
     seed: int = SEED.field()
     device: str = DEVICE.field()
     dtype: str = DTYPE.field()
+    engine: str = ENGINE.field()
 
 
 def run_eval(c: EvalCommand) -> None:
@@ -58,7 +60,7 @@ def run_eval(c: EvalCommand) -> None:
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
         res = evaluate(stud, items, k=c.k, temperature=c.temperature if c.k > 1 else 0.0, top_p=c.top_p,
                        max_new_tokens=c.max_new_tokens, batch_size=c.batch_size, verifier=c.verifier, seed=c.seed,
-                       out_dir=c.out)
+                       out_dir=c.out, engine=c.engine)
     except USER_ERRORS as e:
         fail(error_text(e))
     console.print(eval_table(res, f"{stud.name} on {Path(c.eval).name}"))

@@ -15,6 +15,7 @@ from dmc.cli.evaluate import eval_table
 from dmc.cli.options import (CACHE, DEVICE, FIELDS, POOL, PROGRESS, STUDENT, USER_ERRORS, command, error_text, fail,
                              field_map, require)
 from dmc.curriculum import CurriculumSettings, parse_strategy
+from dmc.curriculum.rescore import distributed_world
 from dmc.data import load_dataset, load_eval_set, load_pool
 from dmc.scoring import ScoringSettings
 from dmc.settings import VERIFIER, Spec, setting
@@ -33,13 +34,16 @@ def _progress(console: Console, steps: int):
 
     class _Progress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs and (state.global_step % every == 0 or state.global_step == state.max_steps):
+            if (logs and "loss" in logs and state.is_world_process_zero
+                    and (state.global_step % every == 0 or state.global_step == state.max_steps)):
                 console.print(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}")
 
     return _Progress()
 
 
 def _report(console: Console, result, title: str) -> None:
+    if distributed_world()[0] != 0:
+        return  # under torchrun every rank ran the command; rank 0 reports
     t = Table(title=title)
     t.add_column("")
     t.add_column("value", justify="right")
@@ -130,10 +134,11 @@ def run_distill(c: DistillCommand) -> None:
         items = load_eval_set(c.eval, fields=fields)
         cfg = dataclasses.replace(c.train, output_dir=str(c.out))
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
-        if c.strategy == "dynamic-dmc" and c.train.steps <= c.curriculum.rescore_every:
+        main = distributed_world()[0] == 0
+        if main and c.strategy == "dynamic-dmc" and c.train.steps <= c.curriculum.rescore_every:
             typer.echo(f"warning: --steps {c.train.steps} <= --rescore-every {c.curriculum.rescore_every}: dynamic-dmc "
                        "will never re-score (it keeps its first mixture); lower --rescore-every", err=True)
-        if parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset"):
+        if main and parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset"):
             typer.echo(f"scoring {len(candidates)} candidate datasets with {stud.name} for {c.strategy} "
                        "(statistics are cached: a rerun reuses them) ...", err=True)
         res = distill(candidates, stud, items, strategy=c.strategy, config=cfg, settings=c.curriculum,

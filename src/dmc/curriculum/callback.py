@@ -133,9 +133,14 @@ class MixtureCurriculum(TrainerCallback):
     def attach(self, trainer) -> None:
         """Install the mixture sampler on `trainer` and register this callback with it.
 
-        The trainer must train for a fixed `max_steps` on one process, on either this
-        curriculum's `train_dataset()` or a dataset carrying its `dmc_dataset` column (such as the
-        one `SFTTrainer` builds from `hf_dataset()`; packing drops that column and is not supported).
+        The trainer must train for a fixed `max_steps`, on either this curriculum's
+        `train_dataset()` or a dataset carrying its `dmc_dataset` column (such as the one
+        `SFTTrainer` builds from `hf_dataset()`; packing drops that column and is not supported).
+
+        Under DDP (torchrun, accelerate launch) every rank runs the same sampler over global
+        micro-batches of `per_device_batch_size x world_size` rows; accelerate's data loader hands
+        rank r the r-th slice of each, so the ranks together train on the rows one process draws
+        with the same global batch, and every rank's schedule advances alike.
         """
         args = trainer.args
         if args.max_steps is None or args.max_steps <= 0:
@@ -143,10 +148,9 @@ class MixtureCurriculum(TrainerCallback):
         if args.ignore_data_skip:
             logger.warning("ignore_data_skip=True: a resumed run will not replay the sampler, so it will not draw "
                            "the batches an uninterrupted run draws")
-        if args.world_size > 1:
-            raise NotImplementedError(
-                f"the DMC curriculum sampler runs on one process; this trainer has world_size={args.world_size}"
-            )
+        if args.world_size > 1 and args.accelerator_config.split_batches:
+            raise ValueError("the DMC curriculum shards whole per-device batches across ranks: "
+                             "set accelerator_config split_batches=False")
         ds = trainer.train_dataset
         if ds is self.dataset:
             labels = list(self.dataset.labels)
@@ -159,7 +163,7 @@ class MixtureCurriculum(TrainerCallback):
                 )
             # Read before Trainer drops unused columns; rows keep their positions, so indices stay valid.
             labels = [int(x) for x in ds[DATASET_COLUMN]]
-        batch_size = int(trainer._train_batch_size)
+        batch_size = int(trainer._train_batch_size) * max(1, int(args.world_size))
         num_batches = int(args.max_steps) * int(args.gradient_accumulation_steps)
         seed = int(args.seed if self.seed is None else self.seed)
 

@@ -9,7 +9,9 @@ Each call computes, without the disk cache (the weights are new at every call):
   the probes, so datasets that share questions share attempts;
 
 then DMC per dataset (range [0, 1], higher = more compatible; NaN with a reason when a dataset has
-no scorable sample). Attempts are the costly part: their token budget defaults to 1.5 x the
+no scorable sample). Under torchrun / accelerate launch (a torch.distributed process group) each
+rank computes its share of the statistics and attempts, every rank gathers all of them, and so
+every rank gets the same scores (and applies the same mixture). Attempts are the costly part: their token budget defaults to 1.5 x the
 longest probe trace (in the student's tokens), capped by the attempts' `max_new_tokens`, since
 an attempt that runs far past every teacher trace has lost its way.
 """
@@ -18,14 +20,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+import torch.distributed as dist
+
 from dmc.curriculum.settings import CurriculumSettings
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
-from dmc.scoring import ScoringSettings, score_pool
+from dmc.metrics import score_tables
+from dmc.scoring import ScoringSettings, Tables, compute_tables
 from dmc.stats import question_hash
+from dmc.stats.attempts import questions_per_batch
 from dmc.stats.subsample import seeded_order
 
 
@@ -35,9 +43,66 @@ def rescore_settings(scoring: ScoringSettings, device_type: str) -> ScoringSetti
     (throughput only; results are unchanged: 176 lab traces took 1.1 s with 2048 tokens per batch,
     1.9 s with 8192)."""
     tokens = dataclasses.replace(scoring.tokens, batch_tokens=2048) if device_type == "cpu" else scoring.tokens
-    return dataclasses.replace(scoring, metrics=("dmc",), tokens=tokens,
-                               attempts=dataclasses.replace(scoring.attempts, batch_size=64),
+    # The model being trained lives in memory, where the vllm engine (which loads weights from
+    # the student's source) cannot see it: re-scores always run on transformers.
+    return dataclasses.replace(scoring, metrics=("dmc",), tokens=dataclasses.replace(tokens, engine="transformers"),
+                               attempts=dataclasses.replace(scoring.attempts, batch_size=64, engine="transformers"),
                                metric=dataclasses.replace(scoring.metric, n_boot=0))
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of this process: torch.distributed's once a process group is up, else the
+    RANK / WORLD_SIZE that torchrun and accelerate launch set (a trainer starts the group later)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _block(n: int, rank: int, world: int) -> slice:
+    """Rank `rank`'s contiguous share of n items (shares differ by at most one)."""
+    return slice(n * rank // world, n * (rank + 1) // world)
+
+
+def _merge_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ranks' run counters as one: counts add up, seconds are the slowest rank's (they ran at once)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for table, counters in run.items():
+            into = out.setdefault(table, {})
+            for k, v in counters.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    into[k] = max(into.get(k, 0), v) if k == "seconds" else into.get(k, 0) + v
+    return out
+
+
+def _concat(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
+    if parts[0] is None:
+        return None
+    full = [p for p in parts if p is not None and len(p)]
+    return pd.concat(full, ignore_index=True) if full else parts[0]
+
+
+def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sample | EvalItem],
+                   settings: ScoringSettings) -> Tables:
+    """`compute_tables` of `samples` and `questions` (no disk cache), split across the ranks of a
+    torch.distributed process group when there is one: each rank takes a contiguous block of the
+    samples and a block of whole generation batches of the distinct questions (so each attempt gets
+    the random stream a single process gives it, see dmc.stats.attempts.batch_seed), then every
+    rank gathers all blocks, in rank order: the rows a single process computes, in its order."""
+    rank, world = distributed_world()
+    if world == 1 or not dist.is_initialized():
+        return compute_tables(student, samples, settings, questions=questions, cache=None)
+    unique: dict[str, Sample | EvalItem] = {}
+    for q in questions:
+        unique.setdefault(question_hash(q), q)
+    per_batch = questions_per_batch(settings.attempts)
+    batches = _block(math.ceil(len(unique) / per_batch), rank, world)
+    mine = compute_tables(student, list(samples)[_block(len(samples), rank, world)], settings,
+                          questions=list(unique.values())[batches.start * per_batch:batches.stop * per_batch],
+                          cache=None)
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, (mine.tokens, mine.attempts, mine.run))
+    return Tables(_concat([p[0] for p in parts]), _concat([p[1] for p in parts]), _merge_run([p[2] for p in parts]))
 
 
 class DMCRescorer:
@@ -98,8 +163,11 @@ class DMCRescorer:
         samples = [s for d in pool for s in d.samples]
         settings = self._settings_for(student, samples)
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
-        report = score_pool(pool, student, settings, targets=self.target, attempt_questions=questions, cache=None)
-        run = report.meta["run"]
+        tables = rescore_tables(student, samples, questions, settings)
+        targets = [question_hash(e) for e in self.target] if self.target is not None else None
+        report = score_tables(pool, tables.tokens, tables.attempts, metrics=list(settings.metrics or ()),
+                              settings=settings.metric, target_questions=targets, meta={"run": tables.run})
+        run = tables.run
         tok, att = run.get("tokens") or {}, run.get("attempts") or {}
         self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"),
                             "seconds": round(time.perf_counter() - t0, 3), "n_traces": len(samples),

@@ -31,6 +31,7 @@ import pandas as pd
 from dmc.data.schema import EvalItem
 from dmc.grading import grade_many, normalize_text, parse_number
 from dmc.students.generation import generate
+from dmc.students.vllm_engine import check_engine, generate_vllm
 from dmc.io import atomic_write
 from dmc.settings import Spec
 
@@ -161,9 +162,11 @@ def evaluate(
     verifier: str = "auto",
     seed: int = 0,
     out_dir: str | Path | None = None,
+    engine: str = "transformers",
 ) -> EvalResult:
     """Greedy pass@1 of `student` on `eval_items`; with k > 1 also k samples at `temperature`
-    (which must then be > 0) for pass@k, maj@k and the sampled pass@1.
+    (which must then be > 0) for pass@k, maj@k and the sampled pass@1. `engine` generates the
+    answers: transformers, or vllm (dmc.students.vllm_engine; from the student's source weights).
 
     Writes per-question Parquet + JSONL and summary.json to `out_dir` when given.
     """
@@ -178,17 +181,19 @@ def evaluate(
     for n, it in enumerate(items):
         if not isinstance(it, EvalItem):
             raise TypeError(f"evaluate: eval_items[{n}] is a {type(it).__name__}, not an EvalItem")
+    check_engine(engine)
+    gen = generate_vllm if engine == "vllm" else generate
     t0 = time.perf_counter()
     model = student.model
     was_training = model.training
     model.eval()
     try:
         prompts = [it.prompt for it in items]
-        greedy = generate(student, prompts, k=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
+        greedy = gen(student, prompts, k=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
                           seed=seed, batch_size=batch_size)
         sampled = None
         if k > 1:
-            sampled = generate(student, prompts, k=k, temperature=temperature, top_p=top_p,
+            sampled = gen(student, prompts, k=k, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
     finally:
         model.train(was_training)

@@ -12,6 +12,7 @@ missing.
 from __future__ import annotations
 from dmc.grading import grade_many
 from dmc.students.generation import generate
+from dmc.students.vllm_engine import check_engine, generate_vllm
 
 import hashlib
 import math
@@ -22,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from dmc.data.schema import EvalItem, Sample
-from dmc.stats.cache import StatsCache, batch_key, claimed
+from dmc.stats.backend import BackendSettings, execute
+from dmc.stats.cache import StatsCache, batch_key
 from dmc.stats.progress import reporter
 from dmc.stats.settings import ENGINE_VERSION, AttemptSettings, settings_dict
 from dmc.stats.tables import ATTEMPTS_SCHEMA, rows_to_table
@@ -55,7 +57,8 @@ def batch_seed(seed: int, hashes: Sequence[str]) -> int:
 
 def _attempt_rows(student, qs: list[Question], hashes: list[str], settings: AttemptSettings) -> list[dict]:
 
-    gens = generate(student, [q.prompt for q in qs], k=settings.k, temperature=settings.temperature,
+    gen = generate_vllm if settings.engine == "vllm" else generate
+    gens = gen(student, [q.prompt for q in qs], k=settings.k, temperature=settings.temperature,
                     top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
                     seed=batch_seed(settings.seed, hashes), batch_size=settings.batch_size)
     if len(gens) != len(qs) or any(len(g) != settings.k for g in gens):
@@ -83,18 +86,26 @@ def _attempt_rows(student, qs: list[Question], hashes: list[str], settings: Atte
     return rows
 
 
+def attempt_batch(student, batch: list[tuple[str, Question]], settings: AttemptSettings) -> pa.Table:
+    """The attempts table of one batch of (question hash, question): what every backend runs."""
+    return rows_to_table(_attempt_rows(student, [q for _, q in batch], [h for h, _ in batch], settings),
+                         ATTEMPTS_SCHEMA)
+
+
 def compute_attempts(student, questions: Sequence[Question], settings: AttemptSettings | None = None,
-                     cache: StatsCache | None = None, progress: bool = True) -> pd.DataFrame:
+                     cache: StatsCache | None = None, progress: bool = True,
+                     backend: BackendSettings | None = None) -> pd.DataFrame:
     """The attempts table (docs/ARCHITECTURE.md): k rows per distinct question, in first-seen order.
 
     Questions already attempted k times in `cache` are reused; the others are generated in batches
     of `settings.batch_size` sequences (see `questions_per_batch`), each finished batch graded and
     written to `cache` as its own shard. Processes sharing `cache` split the batches between them
-    (dmc.stats.cache.claimed).
+    (dmc.stats.cache.claimed). `backend`: where the batches run (dmc.stats.backend).
     `df.attrs["run"]` holds the RunCounters (as a dict; counts are questions): `computed` here,
     `reused` from the cache (including what other processes wrote during the call).
     """
     settings = settings or AttemptSettings()
+    check_engine(settings.engine)
     counters = RunCounters(requested=len(questions))
     fp, sh = student.fingerprint, settings.settings_hash
     unique: dict[str, Question] = {}
@@ -132,21 +143,29 @@ def compute_attempts(student, questions: Sequence[Question], settings: AttemptSe
     todo = [h for h in unique if h not in done]
     bs = questions_per_batch(settings)
     batches = [todo[i:i + bs] for i in range(0, len(todo), bs)]
+    def needed(hs: list[str]) -> bool:
+        if cache is not None:
+            take_in_cached()
+        return any(h not in done for h in hs)
+
+    # The whole batch, even when another process did part of it: its random stream (batch_seed)
+    # and so every attempt depend on the batch alone.
+    runs = execute(batches, key=batch_key, needed=needed,
+                   compute=lambda hs: attempt_batch(student, [(h, unique[h]) for h in hs], settings),
+                   items=lambda hs: [(h, unique[h]) for h in hs], student=student, work=attempt_batch,
+                   settings=settings, cache=cache, table="attempts", fingerprint=fp, settings_hash=sh,
+                   backend=backend, progress=progress)
     with reporter("student attempts", len(todo), "questions", progress) as rep:
-        for hs in claimed(cache, "attempts", fp, sh, batches, key=batch_key):
-            if cache is not None:
-                take_in_cached()
+        for hs, t in runs:
+            if t is not None and cache is not None:
+                take_in_cached()  # a remote batch: others may have finished part of it meanwhile
             missing = [h for h in hs if h not in done]
             n_tok = 0
-            if missing:
-                # The whole batch, even when another process did part of it: its random stream
-                # (batch_seed) and so every attempt depend on the batch alone.
-                rows = _attempt_rows(student, [unique[h] for h in hs], hs, settings)
-                n_tok = sum(r["n_tokens"] for r in rows)
+            if t is not None and missing:
+                n_tok = sum(t["n_tokens"].to_pylist())
                 if len(missing) < len(hs):
                     wanted = set(missing)
-                    rows = [r for r in rows if r["question_hash"] in wanted]
-                t = rows_to_table(rows, ATTEMPTS_SCHEMA)
+                    t = t.filter(pa.array([h in wanted for h in t["question_hash"].to_pylist()], pa.bool_()))
                 if cache is not None:
                     seen.add(cache.write_shard("attempts", fp, sh, t).name)  # its rows are in `tables`
                 tables.append(t)

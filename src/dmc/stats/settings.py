@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dmc.settings import SEED, VERIFIER, check, settings_key, setting, to_dict
+from dmc.students.vllm_engine import ENGINE
 
 # Bump when a change to the engine changes what it writes: old cache entries then stop matching.
 ENGINE_VERSION = "1"
@@ -28,6 +29,7 @@ class TokenStatsSettings:
     with_ifd: bool = setting(False, "Also score each response without its question (for IFD).", flag="--ifd")
     turns: str = setting("last", "Assistant turns scored: last (the response) or all (every assistant turn of the "
                          "conversation, as RSR's reference does).", choices=("last", "all"), flag="--score-turns")
+    engine: str = ENGINE.field()
 
     def __post_init__(self) -> None:
         check(self)
@@ -53,6 +55,7 @@ class AttemptSettings:
     batch_size: int = setting(16, "Sequences per generation batch.", flag="--attempt-batch-size", result=False,
                               min=1)
     verifier: str = VERIFIER.field()
+    engine: str = ENGINE.field()
 
     def __post_init__(self) -> None:
         check(self)

@@ -19,11 +19,13 @@ import pandas as pd
 import pyarrow as pa
 
 from dmc.data.schema import Sample
-from dmc.stats.cache import StatsCache, batch_key, claimed
+from dmc.stats.backend import BackendSettings, execute
+from dmc.stats.cache import StatsCache, batch_key
 from dmc.stats.core import Span, SpanStats, plan_batches, score_batch
 from dmc.stats.progress import reporter
 from dmc.stats.settings import ENGINE_VERSION, TokenStatsSettings, settings_dict
 from dmc.stats.tables import TOKENS_CACHE_SCHEMA, TOKENS_SCHEMA, rows_to_table
+from dmc.students.vllm_engine import check_engine, span_stats_vllm
 
 
 @dataclass
@@ -158,7 +160,11 @@ def _score_spans(model, spans: list[Span | None], settings: TokenStatsSettings, 
     live = [i for i, sp in enumerate(spans) if sp is not None]
     out: list = [None] * len(spans)
     if live:
-        res = score_batch(model, [spans[i] for i in live], chunk_elements=settings.chunk_elements, pad_id=pad_id)
+        if settings.engine == "vllm":
+            res = [SpanStats(**d) for d in span_stats_vllm(model, [(spans[i].input_ids, spans[i].start, spans[i].end)
+                                                                   for i in live])]
+        else:
+            res = score_batch(model, [spans[i] for i in live], chunk_elements=settings.chunk_elements, pad_id=pad_id)
         counters.forward_passes += 1
         counters.tokens_forwarded += sum(len(spans[i].input_ids) for i in live)
         for i, r in zip(live, res):
@@ -215,18 +221,31 @@ def _score_batch_rows(student, batch: list[Sample], encs: list, settings: TokenS
     return rows
 
 
+def token_batch(student, batch: list[Sample], settings: TokenStatsSettings, encs: list | None = None):
+    """(cache table, forward passes, tokens forwarded) of one batch: what every backend runs."""
+    if encs is None:
+        encs = [_encode(student, s, max_length_for(student, settings), settings.turns == "all") for s in batch]
+    counters = RunCounters()
+    rows = _score_batch_rows(student, batch, encs, settings, counters)
+    return rows_to_table(rows, TOKENS_CACHE_SCHEMA), counters.forward_passes, counters.tokens_forwarded
+
+
 def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStatsSettings | None = None,
-                        cache: StatsCache | None = None, progress: bool = True) -> pd.DataFrame:
+                        cache: StatsCache | None = None, progress: bool = True,
+                        backend: BackendSettings | None = None) -> pd.DataFrame:
     """The tokens table (docs/ARCHITECTURE.md) for `samples`, one row per sample in order.
 
     Cached rows are reused; missing ones are computed in length-bucketed batches, each finished
     batch written to `cache` as its own shard before the next starts. Processes sharing `cache`
-    split the batches between them (dmc.stats.cache.claimed). `df.attrs["run"]` holds the
+    split the batches between them (dmc.stats.cache.claimed). `backend` says where the batches
+    run (dmc.stats.backend: here, or on Ray workers; the same batches and shards either way).
+    `df.attrs["run"]` holds the
     RunCounters of the call (as a dict): `computed` samples were scored here, `reused` read from
     the cache (including rows other processes wrote during the call); `computed == 0` and
     `forward_passes == 0` on a full hit.
     """
     settings = settings or TokenStatsSettings()
+    check_engine(settings.engine)
     counters = RunCounters(requested=len(samples))
     fp, sh = student.fingerprint, settings.settings_hash
     unique: dict[str, Sample] = {}
@@ -263,19 +282,30 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
             encs.append(_encode(student, s, max_length_for(student, settings), settings.turns == "all"))
             rep.advance(1, len(encs[-1].input_ids))
     batches = plan_batches([len(e.input_ids) for e in encs], settings.batch_tokens)
+
+    def needed(idx: list[int]) -> bool:
+        if cache is not None:
+            take_in_cached()
+        return any(todo[i].hash not in done for i in idx)
+
+    # The whole batch, even when another process did part of it: a sample's numbers then never
+    # depend on which process computed what.
+    runs = execute(batches, key=lambda idx: batch_key(todo[i].hash for i in idx), needed=needed,
+                   compute=lambda idx: token_batch(student, [todo[i] for i in idx], settings, [encs[i] for i in idx]),
+                   items=lambda idx: [todo[i] for i in idx], student=student, work=token_batch, settings=settings,
+                   cache=cache, table="tokens", fingerprint=fp, settings_hash=sh, backend=backend, progress=progress)
     with reporter("token statistics", len(todo), "samples", progress) as rep:
-        for idx in claimed(cache, "tokens", fp, sh, batches, key=lambda idx: batch_key(todo[i].hash for i in idx)):
-            if cache is not None:
-                take_in_cached()
+        for idx, result in runs:
+            if result is not None and cache is not None:
+                take_in_cached()  # a remote batch: others may have finished part of it meanwhile
             missing = [i for i in idx if todo[i].hash not in done]
-            if missing:
-                # The whole batch, even when another process did part of it: a sample's numbers
-                # then never depend on which process computed what.
-                rows = _score_batch_rows(student, [todo[i] for i in idx], [encs[i] for i in idx], settings, counters)
+            if result is not None and missing:
+                t, passes, forwarded = result
+                counters.forward_passes += passes
+                counters.tokens_forwarded += forwarded
                 if len(missing) < len(idx):
                     wanted = {todo[i].hash for i in missing}
-                    rows = [r for r in rows if r["sample_hash"] in wanted]
-                t = rows_to_table(rows, TOKENS_CACHE_SCHEMA)
+                    t = t.filter(pa.array([h in wanted for h in t["sample_hash"].to_pylist()], pa.bool_()))
                 if cache is not None:
                     seen.add(cache.write_shard("tokens", fp, sh, t).name)  # its rows are in `tables`
                 tables.append(t)

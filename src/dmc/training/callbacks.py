@@ -33,7 +33,8 @@ class PeriodicEvalCallback(TrainerCallback):
     and at step 0 of a fresh run; each result is logged as an `eval` event and kept in `history`.
 
     Accuracy is greedy pass@1 in [0, 1], higher = better (see `dmc.evaluation`). Evaluation runs
-    under forked RNG states so it does not change the training randomness.
+    under forked RNG states so it does not change the training randomness. In a distributed run
+    rank 0 evaluates (the other ranks wait for it at the next gradient all-reduce).
     """
 
     def __init__(
@@ -80,11 +81,12 @@ class PeriodicEvalCallback(TrainerCallback):
         return event
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:
+        if state.global_step == 0 and state.is_world_process_zero:
             self.run(0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % self.every == 0 and state.global_step < state.max_steps:
+        if (state.global_step % self.every == 0 and state.global_step < state.max_steps
+                and state.is_world_process_zero):
             self.run(state.global_step)
 
 

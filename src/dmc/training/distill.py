@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from dmc.curriculum.rescore import distributed_world
 from dmc.curriculum.strategies import CurriculumSettings, build_curriculum
 from dmc.data.schema import CandidateDataset, EvalItem
 from dmc.scoring import ScoringSettings
@@ -41,12 +42,17 @@ def distill(
     settings = settings or CurriculumSettings()
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Under torchrun every rank builds the same curriculum (ranks sharing `cache_dir` split the
+    # static scoring between them, see dmc.stats.cache.claimed); rank 0 writes the files.
+    main = distributed_world()[0] == 0
     curriculum, info = build_curriculum(strategy, pool, student, eval_items=eval_items, settings=settings,
                                         scoring=scoring, seed=config.seed, cache_dir=cache_dir,
-                                        scores_dir=run_dir / "scores", progress=progress)
-    atomic_write_json(run_dir / "strategy.json", info)
+                                        scores_dir=run_dir / "scores" if main else None, progress=progress and main)
+    if main:
+        atomic_write_json(run_dir / "strategy.json", info)
     result = train(student, None, config, eval_items=eval_items, callbacks=[curriculum, *callbacks],
                    resume_from_checkpoint=resume_from_checkpoint, verifier=verifier, quiet=quiet)
     result.metrics["strategy"] = strategy
-    atomic_write_json(run_dir / "metrics.json", result.metrics)
+    if main:
+        atomic_write_json(run_dir / "metrics.json", result.metrics)
     return result

@@ -13,15 +13,22 @@ __all__ = ["RunLog", "atomic_write_json"]
 
 
 class RunLog:
-    """Append-only JSONL event log (`log.jsonl`): one JSON object per line, flushed per event."""
+    """Append-only JSONL event log (`log.jsonl`): one JSON object per line, flushed per event.
 
-    def __init__(self, path: str | Path):
+    `enabled=False` (the ranks other than 0 of a distributed run) keeps the log read-only: every
+    rank logs the same events and one process writes them."""
+
+    def __init__(self, path: str | Path, *, enabled: bool = True):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     def write(self, event: dict[str, Any]) -> None:
         line = json_line(event)  # serialized before opening: a bad event leaves the log untouched
+        if not self.enabled:
+            return
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
@@ -39,6 +46,8 @@ class RunLog:
 
     def truncate_after(self, step: int) -> int:
         """Drop events logged after optimizer step `step` (a resumed run re-logs them); returns how many."""
+        if not self.enabled:
+            return 0
         events = self.read()
         keep = [e for e in events if int(e.get("step", 0)) <= step]
         if len(keep) != len(events):

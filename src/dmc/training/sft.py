@@ -10,6 +10,11 @@ The run directory holds:
   adapters are merged into it, and the adapter alone is kept in `adapter/`);
 - `checkpoints/`: Trainer checkpoints (with the curriculum state) when `save_every` > 0;
 - `eval/`: per-question results of the final evaluation.
+
+Under torchrun or accelerate launch (DDP: gloo on CPU, NCCL on GPU; `TrainConfig.batch_size` is
+per process, so the global batch is batch_size x processes x grad_accum) every rank trains, and
+rank 0 alone writes the run directory and evaluates; the other ranks return a TrainResult
+without a final evaluation.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from dmc.training.collator import SFTCollator
 from dmc.training.config import TrainConfig, resolve_bf16
 from dmc.curriculum.callback import STATE_FILE as CURRICULUM_STATE
 from dmc.curriculum.callback import MixtureCurriculum
+from dmc.curriculum.rescore import distributed_world
 from dmc.training.io import RunLog, atomic_write_json
 from dmc.curriculum.mixture import SampleDataset
 
@@ -201,8 +207,9 @@ def train(
     """
     config = config or TrainConfig()
     run_dir = config.run_dir
+    main = distributed_world()[0] == 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "log.jsonl")
+    log = RunLog(run_dir / "log.jsonl", enabled=main)
     curricula = [c for c in callbacks if isinstance(c, MixtureCurriculum)]
     if len(curricula) > 1:
         raise ValueError("at most one curriculum callback per run")
@@ -253,12 +260,14 @@ def train(
         all_callbacks.append(periodic)
     all_callbacks.extend(callbacks)
 
-    atomic_write_json(run_dir / "config.json", {
-        "train": config.to_dict(), "bf16_resolved": bf16, "device": str(device),
-        "student": {"name": student.name, "source": getattr(student, "source", None), "fingerprint": initial_fingerprint},
-        "data": _describe_data(dataset, curricula),
-        "lora": config.lora_r is not None, "resumed_from": resume_path,
-    })
+    if main:
+        atomic_write_json(run_dir / "config.json", {
+            "train": config.to_dict(), "bf16_resolved": bf16, "device": str(device),
+            "student": {"name": student.name, "source": getattr(student, "source", None),
+                        "fingerprint": initial_fingerprint},
+            "data": _describe_data(dataset, curricula),
+            "lora": config.lora_r is not None, "resumed_from": resume_path, "world_size": args.world_size,
+        })
 
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                       processing_class=student.tokenizer, callbacks=all_callbacks)
@@ -276,19 +285,19 @@ def train(
     model_dir = None
     net = trainer.model
     if config.lora_r is not None:
-        if config.save_model:
+        if config.save_model and main:
             net.save_pretrained(run_dir / "adapter")
         student.model = net.merge_and_unload()
     student.model.eval()
     student.refresh_fingerprint()
-    if config.save_model:
+    if config.save_model and main:
         model_dir = run_dir / "model"
         with _no_progress_bars():
             student.model.save_pretrained(model_dir)
             student.tokenizer.save_pretrained(model_dir)
 
     final_eval = None
-    if eval_items:
+    if eval_items and main:
         final_eval = evaluate(student, list(eval_items), max_new_tokens=config.eval_max_new_tokens,
                               batch_size=config.eval_batch_size, verifier=verifier, out_dir=run_dir / "eval")
         log.write({"event": "eval", "step": out.global_step, "final": True, **final_eval.summary()})
@@ -307,7 +316,8 @@ def train(
         metrics["eval_seconds"] = round(periodic.seconds, 3)
     for c in curricula:
         metrics["curriculum"] = _curriculum_summary(c, train_seconds)
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    if main:
+        atomic_write_json(run_dir / "metrics.json", metrics)
     return TrainResult(run_dir=run_dir, model_dir=model_dir, global_step=out.global_step, train_loss=out.training_loss,
                        metrics=metrics, final_eval=final_eval, evals=list(periodic.history) if periodic else [])
 
