@@ -19,6 +19,9 @@ from dmc.metrics import (
     score_tables,
 )
 
+# the hand-computed values below follow the numbers content selector (novel numbers)
+NUMBERS = MetricSettings(content="numbers")
+
 # ------------------------------------------------------------------ content spans
 
 
@@ -81,7 +84,7 @@ R_TEXT = "3 + 4 = 7\n7 + 5 = 12\nThe answer is 12."
 
 def _ctx(samples, rows=None, attempts=None, **settings):
     toks = tokens_table(rows) if rows is not None else None
-    return ScoringContext(pool(*samples), toks, attempts, MetricSettings(**settings), grader=FakeGrader())
+    return ScoringContext(pool(*samples), toks, attempts, MetricSettings(**{"content": "numbers", **settings}), grader=FakeGrader())
 
 
 def test_alignment_top_k_and_selectors():
@@ -140,7 +143,7 @@ def test_pseudo_gold_majority_tie_and_single():
     assert on.loc["A2", "q_reason"] == on.loc["B2", "q_reason"] == "no majority"
     assert on.loc["A3", "q_reason"] == "no gold (pseudo-gold needs answers from 2+ datasets)"
     rep = score_tables(pool(*s), tokens_table(rows), attempts_table({x.question_hash: ["wrong"] for x in s}),
-                       metrics=["dmc", "teacher_accuracy"], settings=MetricSettings(pseudo_gold=True),
+                       metrics=["dmc", "teacher_accuracy"], settings=MetricSettings(content="numbers", pseudo_gold=True),
                        grader=FakeGrader())
     assert rep.meta["pseudo_gold_used"] is True
     by = rep.datasets.set_index("dataset")
@@ -200,7 +203,7 @@ def _R(c, c_t, sigma=0.15):
 def test_dmc_hand_computed():
     s, toks, att = _dmc_pool()
     rep = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                       settings=MetricSettings(epsilon=0.3, sigma=0.15))
+                       settings=MetricSettings(content="numbers", epsilon=0.3, sigma=0.15))
     d = rep.datasets.set_index("dataset")
     # C_T over the pool's 4 questions = (1 + .5 + 0 + .5) / 4
     assert d.loc["X", "C_T"] == pytest.approx(0.5) and d.loc["Y", "C_T"] == pytest.approx(0.5)
@@ -225,14 +228,14 @@ def test_dmc_hand_computed():
 def test_dmc_settings_and_target():
     s, toks, att = _dmc_pool()
     rep = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                       settings=MetricSettings(epsilon=0.0, sigma=0.3),
+                       settings=MetricSettings(content="numbers", epsilon=0.0, sigma=0.3),
                        target_questions=[s[0].question_hash, s[1].question_hash])
     d = rep.datasets.set_index("dataset")
     assert d.loc["X", "C_T"] == pytest.approx(0.75) and d.loc["X", "R"] == pytest.approx(1.0)
     assert d.loc["X", "dmc"] == pytest.approx((1.0 + 0.0) / 2)
     assert d.loc["Y", "dmc"] == pytest.approx(_R(0.25, 0.75, 0.3) * 0.5)
     assert rep.meta["target"] == {"kind": "eval", "n_questions": 2}
-    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1.1"
+    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1.2"
 
 
 def test_generation_budget_zeroes_traces_the_student_cannot_finish():
@@ -240,17 +243,17 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
     toks.loc[toks["sample_hash"] == s[0].hash, "n_tokens"] = 1000  # x1 no longer fits a 100-token budget
     for metric in ("dmc", "dmc_v2"):
         free = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                            settings=MetricSettings(epsilon=0.3)).datasets.set_index("dataset")
+                            settings=MetricSettings(content="numbers", epsilon=0.3)).datasets.set_index("dataset")
         cut = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                           settings=MetricSettings(epsilon=0.3, budget=100)).datasets.set_index("dataset")
+                           settings=MetricSettings(content="numbers", epsilon=0.3, budget=100)).datasets.set_index("dataset")
         # X: w*A = [1*1, 0.3*0.5] -> [0 (over budget, whatever its quality), 0.15]; Y unchanged
         assert cut.loc["X", metric] == pytest.approx(free.loc["X", metric] * 0.15 / 1.15)
         assert cut.loc["Y", metric] == pytest.approx(free.loc["Y", metric])
     d = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                     settings=MetricSettings(budget=100, epsilon=1.0)).datasets.set_index("dataset")
+                     settings=MetricSettings(content="numbers", budget=100, epsilon=1.0)).datasets.set_index("dataset")
     assert d.loc["X", "F"] == pytest.approx(0.5) and d.loc["Y", "F"] == pytest.approx(1.0)
     assert d.loc["X", "dmc"] == pytest.approx(_R(0.75, 0.5, 0.25) * (0.0 + 0.5) / 2)  # eps = 1 does not soften it
-    free = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader()).datasets.set_index("dataset")
+    free = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS).datasets.set_index("dataset")
     assert (free["F"] == 1.0).all()  # no budget: every trace fits
     with pytest.raises(ValueError, match="budget"):
         MetricSettings(budget=0)
@@ -258,7 +261,7 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
 
 def test_dmc_nan_without_attempts():
     s, toks, _ = _dmc_pool()
-    rep = score_tables(pool(*s), toks, None, metrics=["dmc"], grader=FakeGrader())
+    rep = score_tables(pool(*s), toks, None, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS)
     d = rep.datasets.set_index("dataset")
     assert d["dmc"].isna().all()
     assert d.loc["X", "reasons"]["dmc"].startswith("C_T: no capability")
@@ -267,13 +270,13 @@ def test_dmc_nan_without_attempts():
 
 def test_dmc_bootstrap_ci_deterministic_and_brackets_point():
     s, toks, att = _dmc_pool()
-    a = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader()).datasets.set_index("dataset")
-    b = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader()).datasets.set_index("dataset")
+    a = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS).datasets.set_index("dataset")
+    b = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS).datasets.set_index("dataset")
     assert a.loc["X", "dmc_lo"] == b.loc["X", "dmc_lo"] and a.loc["X", "dmc_hi"] == b.loc["X", "dmc_hi"]
     assert a.loc["X", "dmc_lo"] <= a.loc["X", "dmc"] <= a.loc["X", "dmc_hi"]
     assert a.loc["X", "dmc_hi"] > a.loc["X", "dmc_lo"]
     none = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                        settings=MetricSettings(n_boot=0)).datasets
+                        settings=MetricSettings(content="numbers", n_boot=0)).datasets
     assert none["dmc_lo"].isna().all() and none["dmc"].notna().all()
 
 

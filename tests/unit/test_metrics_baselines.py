@@ -101,7 +101,8 @@ def test_registry_plugs_in_new_metric_and_validates():
         register(NovelCount)
         assert list(METRICS)[-1] == "test_novel_count"
         s = sample("d", "1", "Compute 3 + 4.", "3 + 4 = 7\nThe answer is 7.", "7")
-        rep = score_tables(pool(s), tokens_table([token_row(s)]), metrics=["test_novel_count", "length"])
+        rep = score_tables(pool(s), tokens_table([token_row(s)]), metrics=["test_novel_count", "length"],
+                           settings=MetricSettings(content="numbers"))
         assert rep.datasets.loc[0, "test_novel_count"] == 1.0
         assert rep.meta["metrics"]["test_novel_count"]["version"] == "test-1"
         assert "dmc" not in rep.datasets.columns  # only the chosen metrics run

@@ -27,13 +27,16 @@ def test_units_are_numbers_expressions_and_words():
 
 
 def test_format_words_by_document_frequency():
-    rs = ["So the answer is 4.", "So the answer is 7.", "Hence the answer is yes.", "Carry the one."]
+    rs = ["So the answer is 4.", "So the answer is 7.", "Hence the answer is yes.", "Carry the one.", "So on."]
     assert format_words(rs, 0.5) == frozenset({"so", "the", "answer", "is"})
-    assert format_words(rs, 1.0) == frozenset({"the"})
+    assert format_words(rs, 0.8) == frozenset({"the"})
+    # a word needs MIN_FORMAT_TRACES traces to count as format: a tiny dataset keeps its words
+    assert format_words(rs[:2], 0.2) == frozenset() and format_words(rs[:3], 0.2) == {"the", "answer", "is"}
     assert format_words([], 0.5) == frozenset()
     # numbers are values, never format, however frequent; so are the words of the gold answers
-    assert "4" not in format_words(["4", "4 and 4", "4"], 0.5)
-    verdicts = ["true and false gives false", "false or true gives true", "not true gives false"]
+    assert "4" not in format_words(["4", "4 and 4", "4", "4"], 0.5)
+    verdicts = ["true and false gives false", "false or true gives true", "not true gives false",
+                "true gives true"]
     assert format_words(verdicts, 0.5) == frozenset({"true", "false", "gives"})
     assert format_words(verdicts, 0.5, answers=["false", "True", None]) == frozenset({"gives"})
 
@@ -82,10 +85,12 @@ class _WordGrader(FakeGrader):
 
 def test_dmc_is_finite_on_non_numeric_data_with_decisions():
     qs = ["Start with the list [dog, cat, bee]. Reverse it. What is the list now?",
-          "Start with the list [owl, ant]. Reverse it. What is the list now?"]
+          "Start with the list [owl, ant]. Reverse it. What is the list now?",
+          "Start with the list [hen, yak]. Reverse it. What is the list now?"]
     rs = ["Start with [dog, cat, bee].\nreverse: [bee, cat, dog]\nThe answer is [bee, cat, dog].",
-          "Start with [owl, ant].\nreverse: [ant, owl]\nThe answer is [ant, owl]."]
-    golds = ["[bee, cat, dog]", "[ant, owl]"]
+          "Start with [owl, ant].\nreverse: [ant, owl]\nThe answer is [ant, owl].",
+          "Start with [hen, yak].\nreverse: [yak, hen]\nThe answer is [yak, hen]."]
+    golds = ["[bee, cat, dog]", "[ant, owl]", "[yak, hen]"]
     samples = [sample("words", f"w{i}", q, r, g) for i, (q, r, g) in enumerate(zip(qs, rs, golds))]
     # the student misses "cat" wherever it occurs
     tok = tokens_table([token_row(s, rank_of={"cat": 3}) for s in samples])

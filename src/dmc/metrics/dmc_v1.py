@@ -87,7 +87,7 @@ def sample_reasons(qual: pd.DataFrame, al: pd.DataFrame, cap: pd.DataFrame, c_t_
 @register
 class DMCv1(Metric):
     name = "dmc"
-    version = "dmc-v1.1"
+    version = "dmc-v1.2"
     direction = "higher"
     range = (0.0, 1.0)
     description = ("Data-Model Compatibility: R(C_D, C_T) * mean(w*A) over samples with known quality and "

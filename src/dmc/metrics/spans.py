@@ -120,6 +120,9 @@ def units(text: str) -> list[tuple[int, int, str, bool]]:
     return out
 
 
+MIN_FORMAT_TRACES = 3
+
+
 def format_words(responses: Sequence[str], share: float, answers: Sequence[str] = ()) -> frozenset[str]:
     """The words that at least ``share`` of ``responses`` use (document frequency): a teacher's
     boilerplate, recognised from its own traces rather than from any word list.
@@ -134,7 +137,9 @@ def format_words(responses: Sequence[str], share: float, answers: Sequence[str] 
     for r in responses:
         for w in {u for _, _, u, is_word in units(r) if is_word}:
             counts[w] = counts.get(w, 0) + 1
-    need = share * len(responses)
+    # a word seen in fewer than MIN_FORMAT_TRACES traces cannot be told from content: small datasets
+    # (a probe, a handful of rows) keep their words
+    need = max(MIN_FORMAT_TRACES, share * len(responses))
     return frozenset(w for w, c in counts.items() if c >= need and w not in values)
 
 
