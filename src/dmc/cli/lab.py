@@ -24,7 +24,8 @@ class BuildCommand:
     """`dmc lab build`: which task, how many samples, which seed, where."""
 
     out: str | None = setting(None, "Output directory. Required.", result=False, path="out_dir")
-    task: str | None = setting(None, "Task family, or chainsum (default: every task family).", choices=LAB_TASKS)
+    task: str | None = setting(None, f"Task: {', '.join(LAB_TASKS)} (default: every family the lab students were "
+                               "pretrained on; wordops is a development family they never saw).", choices=LAB_TASKS)
     n: int = setting(256, "Samples per candidate dataset.", min=1)
     n_eval: int = setting(128, "Eval questions per family.", min=1)
     seed: int = SEED.field()
