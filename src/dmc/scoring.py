@@ -217,6 +217,22 @@ def score_pool(
     questions = attempt_questions if attempt_questions is not None else [*samples, *(targets or [])]
     tables = compute_tables(student, samples, settings, questions=questions, cache=cache, progress=progress,
                             on_plan=on_plan, backend=backend)
+    return report_tables(pool, student, settings, tables, targets=targets, cache=cache, grader=grader, meta=meta)
+
+
+def report_tables(
+    pool: Sequence[CandidateDataset],
+    student: Any,
+    settings: ScoringSettings,
+    tables: Tables,
+    *,
+    targets: Sequence[EvalItem] | None = None,
+    cache: StatsCache | None = None,
+    grader: Grader | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ScoreReport:
+    """The metric tables of ``pool`` from its computed ``tables`` (see :func:`score_pool`), stamped
+    with the student, the settings and the run's counters."""
     target_hashes = [question_hash(e) for e in targets] if targets is not None else None
     full_meta = {
         "student": {"name": getattr(student, "name", None), "fingerprint": student.fingerprint,

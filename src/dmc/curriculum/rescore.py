@@ -30,8 +30,7 @@ import torch.distributed as dist
 
 from dmc.curriculum.settings import CurriculumSettings
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
-from dmc.metrics import score_tables
-from dmc.scoring import ScoringSettings, Tables, compute_tables
+from dmc.scoring import ScoringSettings, Tables, compute_tables, report_tables
 from dmc.stats import question_hash
 from dmc.stats.attempts import questions_per_batch
 from dmc.stats.subsample import seeded_order
@@ -164,9 +163,7 @@ class DMCRescorer:
         settings = self._settings_for(student, samples)
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
         tables = rescore_tables(student, samples, questions, settings)
-        targets = [question_hash(e) for e in self.target] if self.target is not None else None
-        report = score_tables(pool, tables.tokens, tables.attempts, metrics=list(settings.metrics or ()),
-                              settings=settings.metric, target_questions=targets, meta={"run": tables.run})
+        report = report_tables(pool, student, settings, tables, targets=self.target)
         run = tables.run
         tok, att = run.get("tokens") or {}, run.get("attempts") or {}
         self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"),

@@ -157,8 +157,9 @@ def compute_attempts(student, questions: Sequence[Question], settings: AttemptSe
                    backend=backend, progress=progress)
     with reporter("student attempts", len(todo), "questions", progress) as rep:
         for hs, t in runs:
-            if t is not None and cache is not None:
+            if t is not None and cache is not None and backend is not None and backend.is_ray:
                 take_in_cached()  # a remote batch: others may have finished part of it meanwhile
+                # (a local batch was checked by `needed` just before it ran)
             missing = [h for h in hs if h not in done]
             n_tok = 0
             if t is not None and missing:

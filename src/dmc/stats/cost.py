@@ -23,7 +23,7 @@ from dmc.stats.attempts import questions_per_batch
 from dmc.stats.cache import StatsCache
 from dmc.stats.core import Span, score_batch
 from dmc.stats.settings import AttemptSettings, TokenStatsSettings
-from dmc.stats.tokens import _encode, max_length_for
+from dmc.stats.tokens import encode_sample, max_length_for
 from dmc.students.generation import generate
 
 CALIBRATION_TOKENS = 1024  # forward tokens timed, as one batch of the run's own sequences (fewer when batches are)
@@ -142,7 +142,7 @@ def _pending(cache: StatsCache | None, table: str, student, settings_hash: str, 
 
 def encoded(student, samples: Sequence[Sample], settings: TokenStatsSettings) -> list:
     """Each sample as the statistics engine encodes it (input_ids, response span, truncated)."""
-    return [_encode(student, s, max_length_for(student, settings), settings.turns == "all") for s in samples]
+    return [encode_sample(student, s, settings) for s in samples]
 
 
 def truncated_counts(student, datasets: Sequence[CandidateDataset], settings: TokenStatsSettings) -> dict[str, int]:

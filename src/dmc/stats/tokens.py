@@ -221,10 +221,15 @@ def _score_batch_rows(student, batch: list[Sample], encs: list, settings: TokenS
     return rows
 
 
+def encode_sample(student, s: Sample, settings: TokenStatsSettings) -> _Compact:
+    """``s`` as the statistics engine encodes it under ``settings`` (input ids, response span, truncated)."""
+    return _encode(student, s, max_length_for(student, settings), settings.turns == "all")
+
+
 def token_batch(student, batch: list[Sample], settings: TokenStatsSettings, encs: list | None = None):
     """(cache table, forward passes, tokens forwarded) of one batch: what every backend runs."""
     if encs is None:
-        encs = [_encode(student, s, max_length_for(student, settings), settings.turns == "all") for s in batch]
+        encs = [encode_sample(student, s, settings) for s in batch]
     counters = RunCounters()
     rows = _score_batch_rows(student, batch, encs, settings, counters)
     return rows_to_table(rows, TOKENS_CACHE_SCHEMA), counters.forward_passes, counters.tokens_forwarded
@@ -279,7 +284,7 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     encs = []
     with reporter("encoding", len(todo), "samples", progress) as rep:
         for s in todo:
-            encs.append(_encode(student, s, max_length_for(student, settings), settings.turns == "all"))
+            encs.append(encode_sample(student, s, settings))
             rep.advance(1, len(encs[-1].input_ids))
     batches = plan_batches([len(e.input_ids) for e in encs], settings.batch_tokens)
 
@@ -296,8 +301,9 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
                    cache=cache, table="tokens", fingerprint=fp, settings_hash=sh, backend=backend, progress=progress)
     with reporter("token statistics", len(todo), "samples", progress) as rep:
         for idx, result in runs:
-            if result is not None and cache is not None:
+            if result is not None and cache is not None and backend is not None and backend.is_ray:
                 take_in_cached()  # a remote batch: others may have finished part of it meanwhile
+                # (a local batch was checked by `needed` just before it ran)
             missing = [i for i in idx if todo[i].hash not in done]
             if result is not None and missing:
                 t, passes, forwarded = result
