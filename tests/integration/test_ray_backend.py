@@ -107,3 +107,4 @@ def test_ray_backend_without_ray_is_a_user_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the ray extra looks like
     with pytest.raises(ValueError, match=r"--backend ray needs Ray: pip install 'dmc\[ray\]'"):
         init_ray(BackendSettings(backend="ray"))
+

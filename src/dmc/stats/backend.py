@@ -59,8 +59,11 @@ def init_ray(backend: BackendSettings):
         raise ValueError("--backend ray needs Ray: pip install 'dmc[ray]' (or choose --backend local)") from None
 
     if not ray.is_initialized():
-        ray.init(address=backend.ray_address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)
+        try:
+            ray.init(address=backend.ray_address, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True)
+        except ConnectionError as e:  # an unreachable --ray-address is the user's to fix
+            raise ValueError(f"--ray-address {backend.ray_address}: {e}") from None
     return ray
 
 
