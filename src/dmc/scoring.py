@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from dmc.data import FieldMap, load_eval_set, load_pool
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
@@ -153,12 +154,14 @@ def compute_tables(
     progress: bool = False,
     on_plan: Callable[[CostPlan], None] | None = None,
     backend: BackendSettings | None = None,
+    known_tokens: pa.Table | None = None,
 ) -> Tables:
     """Token statistics of ``samples`` and the student's attempts at ``questions`` (default: the
     samples' own questions), each computed only when ``needs`` (default: the chosen metrics')
     asks for it, through the statistics cache when one is given. ``on_plan`` is called first
     with what will be computed and a measured estimate of its time (dmc.stats.cost). ``backend``:
-    where the batches run (dmc.stats.BackendSettings; default: in this process)."""
+    where the batches run (dmc.stats.BackendSettings; default: in this process). ``known_tokens``:
+    token-statistics rows the caller already has (see dmc.stats.tokens.compute_token_stats)."""
     needs = settings.needs if needs is None else needs
     if on_plan is not None:
         on_plan(plan_cost(student, samples, list(samples) if questions is None else questions,
@@ -169,7 +172,7 @@ def compute_tables(
     if needs & {"tokens", "tokens_noq"}:
         t0 = time.perf_counter()
         tokens = compute_token_stats(student, samples, settings.token_settings, cache=cache, progress=progress,
-                                     backend=backend)
+                                     backend=backend, known=known_tokens)
         run["tokens"] = {**tokens.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3)}
     if "attempts" in needs:
         t0 = time.perf_counter()

@@ -287,7 +287,10 @@ def test_dynamic_curriculum_with_real_dmc_rescoring(tmp_path, tiny_student_facto
     for e in cur.history:
         assert e["event"] == "rescore"
         assert all(0.0 <= v <= 1.0 for v in e["scores"].values() if v is not None)
-        assert set(e["details"]["step"]) >= {"A", "Q", "C_D", "C_T", "R"}
+        assert set(e["details"]["step"]) >= {"A", "Q", "C_D", "C_T", "R", "dmc_se"}
+        # the re-score's bootstrap standard errors reach the log as its noise
+        assert e["noise"] == {n: d.get("dmc_se") for n, d in e["details"].items()}
+        assert all(v is not None and v >= 0 for n, v in e["noise"].items() if e["scores"][n] is not None)
         assert e["timing"]["n_traces"] == 28 and e["timing"]["attempt_budget"] == 24
         assert sum(e["mixture"].values()) == pytest.approx(1.0)
     assert [e["step"] for e in cur.history] == [0, 2]
@@ -342,3 +345,16 @@ def test_initial_scores_set_the_first_mixture_without_a_rescore(tmp_path, tiny_s
         DMCCurriculumCallback(pool, rescore_fn=rescore, initial_scores={"step": 0.8, "terse": 0.1})
     with pytest.raises(KeyError, match=r"unknown \['other'\]"):
         DMCCurriculumCallback(pool, rescore_fn=rescore, initial_scores={"step": 0.8, "terse": 0.1, "mixed": 0, "other": 1})
+
+
+def test_a_fixed_schedule_trains_on_each_dataset_in_its_phase(tmp_path, tiny_student_factory, pool):
+    from dmc.curriculum import build_curriculum
+
+    st = tiny_student_factory("chatml")
+    cur, info = build_curriculum("schedule:terse,step@0.5", pool, st)
+    assert info["schedule"] == [{"dataset": "terse", "start": 0}, {"dataset": "step", "start": 0.5}]
+    train(st, None, TrainConfig(output_dir=str(tmp_path / "s"), steps=6, batch_size=4, bf16=False), callbacks=[cur])
+    sel = np.asarray(cur.schedule.selections)  # rows per dataset, per micro-batch
+    names = cur.names
+    assert sel.shape == (6, 3)
+    assert sel[:3, names.index("terse")].tolist() == [4, 4, 4] and sel[3:, names.index("step")].tolist() == [4, 4, 4]

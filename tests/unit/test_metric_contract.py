@@ -500,7 +500,7 @@ def test_other_seed_changes_only_random_and_bootstrap_intervals():
     (da, sa), (db, sb) = _frames(a), _frames(b)
     assert list(da["dataset"]) == list(db["dataset"])
     changed_d, changed_s = _differing(da, db), _differing(sa, sb)
-    intervals = {c for c in da.columns if c.endswith(("_lo", "_hi"))}
+    intervals = {c for c in da.columns if c.endswith(("_lo", "_hi", "_se"))}  # bootstrap intervals and errors
     assert intervals >= {"dmc_lo", "dmc_hi", "dmc_v2_lo", "dmc_v2_hi"}
     assert changed_s == {"random"}, f"per-sample columns that moved with the seed: {sorted(changed_s)}"
     assert "random" in changed_d and changed_d <= {"random"} | intervals, \

@@ -90,8 +90,10 @@ class DistillCommand:
                                result=False, path="in")
     fields: tuple[str, ...] = FIELDS.field()
     out: str | None = setting(None, "Run directory. Required.", result=False, path="out_dir")
-    strategy: str = setting("dynamic-dmc", "uniform, random-dataset, static-dmc, static-dmc-mix, dynamic-dmc, or "
-                            "static:<metric> (static:rsr, static:ifd, static:teacher-accuracy, static:length ...).")
+    strategy: str = setting("dynamic-dmc", "uniform, random-dataset, static-dmc, static-dmc-mix, dynamic-dmc, "
+                            "static:<metric> (static:rsr, static:ifd, static:teacher-accuracy, static:length ...), or "
+                            "a fixed schedule schedule:A,B@120,C@0.75 (each dataset from an optimizer step or a "
+                            "fraction of the run).")
     cache: str | None = CACHE.field()
     resume: bool = RESUME.field()
     device: str = DEVICE.field()
@@ -135,10 +137,10 @@ def run_distill(c: DistillCommand) -> None:
         cfg = dataclasses.replace(c.train, output_dir=str(c.out))
         stud = load_student(c.student, device=c.device, dtype=c.dtype)
         main = distributed_world()[0] == 0
-        if main and c.strategy == "dynamic-dmc" and c.train.steps <= c.curriculum.rescore_every:
+        if main and c.strategy == "dynamic-dmc" and c.train.steps <= c.curriculum.rescore_interval(c.train.steps):
             typer.echo(f"warning: --steps {c.train.steps} <= --rescore-every {c.curriculum.rescore_every}: dynamic-dmc "
                        "will never re-score (it keeps its first mixture); lower --rescore-every", err=True)
-        if main and parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset"):
+        if main and parse_strategy(c.strategy)[0] not in ("uniform", "random-dataset", "schedule"):
             typer.echo(f"scoring {len(candidates)} candidate datasets with {stud.name} for {c.strategy} "
                        "(statistics are cached: a rerun reuses them) ...", err=True)
         res = distill(candidates, stud, items, strategy=c.strategy, config=cfg, settings=c.curriculum,

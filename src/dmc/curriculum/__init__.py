@@ -7,7 +7,7 @@ mixture policies, and the named data strategies (`uniform`, `static-dmc`, `dynam
 Training (dmc.training) consumes it; nothing here runs a training loop.
 """
 
-from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum, RescoreFn
+from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum, RescoreFn, ScheduledCurriculum
 from dmc.curriculum.mixture import MixtureSampler, MixtureSchedule, PoolDataset, SampleDataset
 from dmc.curriculum.policies import ArgmaxPolicy, ProportionalPolicy, SoftmaxPolicy, make_policy
 from dmc.curriculum.rescore import DMCRescorer
@@ -16,6 +16,6 @@ from dmc.curriculum.strategies import STRATEGIES, build_curriculum, parse_strate
 
 __all__ = [
     "STRATEGIES", "ArgmaxPolicy", "CurriculumSettings", "DMCCurriculumCallback", "DMCRescorer", "MixtureCurriculum",
-    "MixtureSampler", "MixtureSchedule", "PoolDataset", "ProportionalPolicy", "RescoreFn", "SampleDataset",
+    "MixtureSampler", "MixtureSchedule", "PoolDataset", "ProportionalPolicy", "RescoreFn", "SampleDataset", "ScheduledCurriculum",
     "SoftmaxPolicy", "build_curriculum", "make_policy", "parse_strategy",
 ]

@@ -4,7 +4,7 @@
 Nothing here runs a training loop: `attach(trainer)` installs the sampler on any
 `transformers.Trainer` (including TRL's `SFTTrainer`) and the callback hooks do the rest::
 
-    curriculum = DMCCurriculumCallback(pool, rescore_every=60, probe_size=16, policy="softmax")
+    curriculum = DMCCurriculumCallback(pool, rescore_every="auto", probe_size=16, policy="argmax")
     trainer = SFTTrainer(model=model, args=SFTConfig(max_steps=400, ...),
                          train_dataset=curriculum.hf_dataset(), processing_class=tokenizer,
                          callbacks=[curriculum])
@@ -29,20 +29,23 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from transformers import TrainerCallback
 
 from dmc.data.schema import CandidateDataset, Sample
-from dmc.curriculum.rescore import DMCRescorer
+from dmc.curriculum.observe import Observed, TrainingPassStats
+from dmc.curriculum.rescore import DMCRescorer, distributed_world
 from dmc.io import atomic_write_json
 from dmc.stats.subsample import subsample
 from dmc.students import Student
-from dmc.curriculum.mixture import MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
+from dmc.curriculum.mixture import MixtureEntry, MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
 from dmc.curriculum.policies import MixturePolicy, make_policy
-from dmc.curriculum.settings import CurriculumSettings
+from dmc.curriculum.settings import CurriculumSettings, resolve_rescore_every
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "dmc_curriculum.json"
+OBSERVED_FILE = "dmc_observed.parquet"  # the training pass's rows since the last re-score (dynamic-dmc)
 DATASET_COLUMN = "dmc_dataset"
 
 # rescore_fn(student, probe samples by dataset) -> score per dataset (higher = more compatible; NaN = unmeasured)
@@ -57,6 +60,20 @@ def _float_or_nan(v: Any) -> float:
 def _clean(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def _gathered(observed: Observed) -> Observed:
+    """Under a torch.distributed process group, every rank's observations merged in rank order
+    (the same on every rank); else `observed` itself."""
+    _, world = distributed_world()
+    if world == 1 or not (dist.is_available() and dist.is_initialized()):
+        return observed
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, observed)
+    merged = Observed()
+    for p in parts:
+        merged.merge(p)
+    return merged
 
 
 class MixtureCurriculum(TrainerCallback):
@@ -229,6 +246,58 @@ class MixtureCurriculum(TrainerCallback):
         return dict(zip(self.names, tot.tolist()))
 
 
+class ScheduledCurriculum(MixtureCurriculum):
+    """A fixed schedule of single datasets: `phases` = [(dataset, start), ...], the first starting
+    at 0, each trained on alone from its start to the next one's. A start is an optimizer step
+    (int) or a fraction of the run's `max_steps` (float in [0, 1)), so one schedule reads the same
+    for runs of any length. This is what a curriculum chosen by hand, or with hindsight (E3's
+    oracle), looks like; the switches take effect exactly at their steps.
+    """
+
+    kind = "scheduled"
+
+    def __init__(self, pool: Sequence[CandidateDataset], phases: Sequence[tuple[str, int | float]], *,
+                 seed: int | None = None, reason: str = "", on_event: EventSink | None = None):
+        super().__init__(pool, None, seed=seed, reason=reason, on_event=on_event)
+        if not phases:
+            raise ValueError("a schedule needs at least one phase")
+        unknown = [n for n, _ in phases if n not in self.names]
+        if unknown:
+            raise KeyError(f"schedule datasets {unknown} are not candidate datasets {self.names}")
+        if phases[0][1] != 0:
+            raise ValueError(f"a schedule's first phase starts at 0, got {phases[0][1]!r}")
+        for _, at in phases:
+            if isinstance(at, float) and not 0.0 <= at < 1.0:
+                raise ValueError(f"a schedule's fractional start must lie in [0, 1), got {at}")
+            if isinstance(at, int) and at < 0:
+                raise ValueError(f"a schedule's start step must be >= 0, got {at}")
+        self.phases = [(str(n), at) for n, at in phases]
+        self._grad_accum = 1
+        self._max_steps = 0
+
+    def phase_steps(self, max_steps: int) -> list[tuple[str, int]]:
+        """The phases with their start steps in a run of `max_steps` (strictly increasing)."""
+        out = [(n, at if isinstance(at, int) else int(round(at * max_steps))) for n, at in self.phases]
+        steps = [a for _, a in out]
+        if any(b <= a for a, b in zip(steps, steps[1:])) or steps[-1] >= max(max_steps, 1):
+            raise ValueError(f"schedule {self.phases}: starts {steps} must increase and lie below the run's "
+                             f"{max_steps} steps")
+        return out
+
+    def _decide_initial(self, **kwargs) -> None:
+        for name, step in self.phase_steps(self._max_steps):
+            w = [1.0 if n == name else 0.0 for n in self.names]
+            entry = MixtureEntry(from_batch=step * self._grad_accum, step=step, weights=w,
+                                 reason=f"schedule: {name} from step {step}")
+            self.schedule.entries.append(entry)
+            self._emit({"event": "mixture", "step": step, "mixture": dict(zip(self.names, w)), "reason": entry.reason})
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._grad_accum = int(args.gradient_accumulation_steps)
+        self._max_steps = int(state.max_steps)
+        return super().on_train_begin(args, state, control, **kwargs)
+
+
 class DMCCurriculumCallback(MixtureCurriculum):
     """The dynamic DMC curriculum: every `rescore_every` optimizer steps, re-score a fixed probe
     subset of each candidate dataset with the current weights and set the mixture by `policy`.
@@ -243,6 +312,11 @@ class DMCCurriculumCallback(MixtureCurriculum):
     `initial_scores` ({dataset: score}, e.g. DMC of the full datasets on the untouched student)
     sets the first mixture instead of a probe re-score at step 0: the student has not changed yet,
     and a score over every sample is less noisy than one over a small probe.
+
+    `rescore_every` is a number of steps or "auto" (a quarter of the run's `max_steps`, fixed when
+    training starts). The re-scorer's standard errors (`last_details[dataset]["dmc_se"]`, from its
+    bootstrap over probe samples) go to the policy, which for `argmax` switches only when a gap
+    clears them at `switch_confidence`, and into each re-score event as `noise`.
     """
 
     kind = "dynamic"
@@ -251,9 +325,11 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self,
         pool: Sequence[CandidateDataset],
         *,
-        rescore_every: int = CurriculumSettings.rescore_every,
+        rescore_every: int | str = CurriculumSettings.rescore_every,
         probe_size: int | None = CurriculumSettings.probe_size,
         policy: str | MixturePolicy = CurriculumSettings.policy,
+        switch_confidence: float = CurriculumSettings.switch_confidence,
+        train_pass: bool = CurriculumSettings.train_pass,
         rescore_fn: RescoreFn | None = None,
         student=None,
         target=None,
@@ -269,19 +345,22 @@ class DMCCurriculumCallback(MixtureCurriculum):
                 raise KeyError(f"initial_scores must score exactly the candidate datasets {self.names}: "
                                f"unknown {unknown}, missing {missing}")
         self.initial_scores = dict(initial_scores) if initial_scores is not None else None
-        if rescore_every < 1:
-            raise ValueError(f"rescore_every must be >= 1, got {rescore_every}")
+        resolve_rescore_every(rescore_every, 1)  # checks the spelling now, resolved when training starts
         if probe_size is not None and probe_size < 1:
             raise ValueError(f"probe_size must be >= 1 or None (all samples), got {probe_size}")
-        self.rescore_every = int(rescore_every)
+        self.rescore_every_setting = rescore_every
+        # steps between re-scores: an integer as given; "auto" is resolved from max_steps at train begin
+        self.rescore_every: int | None = rescore_every if isinstance(rescore_every, int) else None
         self.probe_size = probe_size
-        self.policy = make_policy(policy)
+        self.policy = make_policy(policy, confidence=switch_confidence)
         self.rescore_fn = rescore_fn
         self.student = student
         self.target = target
         self.probes = self._choose_probes(pool, probe_size, 0 if seed is None else seed)
         self.rescore_seconds = 0.0
         self.n_rescores = 0
+        self.train_pass = train_pass
+        self.observer: TrainingPassStats | None = None
 
     @staticmethod
     def _choose_probes(pool: Sequence[CandidateDataset], size: int | None, seed: int) -> dict[str, list[Sample]]:
@@ -307,9 +386,50 @@ class DMCCurriculumCallback(MixtureCurriculum):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         return Student.from_model(base, tok, name="training-checkpoint")
 
+    def attach(self, trainer) -> None:
+        """As `MixtureCurriculum.attach`; with `train_pass`, and a collator that names its rows
+        (`SFTCollator.lookup`), also hooks the trained model's forward so that the datasets being
+        trained on are re-scored from their training rows (dmc.curriculum.observe)."""
+        super().attach(trainer)
+        lookup = getattr(trainer.data_collator, "lookup", None)
+        if self.train_pass and callable(lookup) and isinstance(self._resolve_rescore_fn(), DMCRescorer):
+            self.observer = TrainingPassStats(lookup)
+            self.observer.attach(trainer.model)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.observer is not None:
+            self.observer.detach()
+
+    def on_save(self, args, state, control, **kwargs):
+        super().on_save(args, state, control, **kwargs)
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.observer is None:
+            return
+        # a resumed run re-scores from the same rows as an uninterrupted one (every rank's, under DDP)
+        observed = _gathered(self.observer.observed)
+        if args.should_save and ckpt.is_dir():
+            observed.write(ckpt / OBSERVED_FILE)
+
+    def _restore_observed(self, ckpt: Path) -> None:
+        if self.observer is None:
+            return
+        path = ckpt / OBSERVED_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"resuming from {ckpt} but {path} does not exist: the training pass's rows are "
+                                    "saved with each checkpoint of a dynamic-dmc run")
+        by_key = {(self.names[k], s.hash): s for s, k in zip(self.dataset.samples, self.dataset.labels)}
+        self.observer.observed = Observed.read(path, by_key)
+
+    def _observed(self) -> Observed | None:
+        """What the training pass saw since the last re-score, the same on every rank."""
+        if self.observer is None:
+            return None
+        return _gathered(self.observer.take())
+
     def rescore(self, model=None, processing_class=None) -> dict[str, float]:
         """Score every candidate dataset's probe with the current weights; returns {dataset: score}."""
         fn = self._resolve_rescore_fn()
+        observed = self._observed()
         student = self._student_for(model, processing_class)
         net = student.model
         was_training = net.training
@@ -319,7 +439,8 @@ class DMCCurriculumCallback(MixtureCurriculum):
         try:
             net.eval()
             with torch.random.fork_rng(devices=devices):
-                scores = dict(fn(student, self.probes))
+                scores = dict(fn(student, self.probes, observed=observed) if observed is not None
+                              else fn(student, self.probes))
         finally:
             net.train(was_training)
             random.setstate(py_state)
@@ -336,7 +457,9 @@ class DMCCurriculumCallback(MixtureCurriculum):
         given = scores is not None
         scores = ({n: _float_or_nan(scores[n]) for n in self.names} if given
                   else self.rescore(model, processing_class))
-        decision = self.policy.decide(self.names, scores, self.schedule.current)
+        details = {} if given else (getattr(self.rescore_fn, "last_details", None) or {})
+        noise = {n: _float_or_nan((details.get(n) or {}).get("dmc_se")) for n in self.names}
+        decision = self.policy.decide(self.names, scores, self.schedule.current, noise=noise)
         entry = self.schedule.set(decision.weights, step=step, reason=decision.reason)
         event = {
             "event": "rescore",
@@ -350,6 +473,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
         if given:
             event["source"] = "initial_scores"  # no probe was re-scored for this decision
         else:
+            event["noise"] = {n: _clean(v) for n, v in noise.items()}  # bootstrap standard errors
             for key in ("details", "timing"):
                 extra = getattr(self.rescore_fn, f"last_{key}", None)
                 if extra:
@@ -360,15 +484,22 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self._update(0, kwargs.get("model"), kwargs.get("processing_class"), self.initial_scores)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.rescore_every = resolve_rescore_every(self.rescore_every_setting, state.max_steps or 1)
+        if state.global_step > 0:
+            super().on_train_begin(args, state, control, **kwargs)
+            self._restore_observed(Path(self.resume_dir) if self.resume_dir else
+                                   Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            return
         if state.max_steps and state.max_steps <= self.rescore_every:
             # a run shorter than one interval keeps its first mixture: say so instead of doing it silently
             logger.warning("the curriculum re-scores every %d steps and this run has %d: it will never re-score "
-                           "(lower rescore_every to make it dynamic)", self.rescore_every, state.max_steps)
+                           "(lower rescore_every, or use auto, to make it dynamic)", self.rescore_every,
+                           state.max_steps)
         return super().on_train_begin(args, state, control, **kwargs)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
-        if step % self.rescore_every == 0 and step < state.max_steps:
+        if self.rescore_every and step % self.rescore_every == 0 and step < state.max_steps:
             self._update(step, kwargs.get("model"), kwargs.get("processing_class"))
 
     def state_dict(self) -> dict[str, Any]:

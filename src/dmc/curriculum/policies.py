@@ -7,11 +7,18 @@ effect and says so (there is nothing to decide on); with no mixture yet it raise
 
 The weights are computed by dmc.selection.weights (shared with static selection), and policies
 are spelled as there, NAME[:ARG]: `argmax[:DWELL]`, `softmax[:TAU]`, `proportional`.
+
+A re-score is an estimate from a small probe, so `decide` also takes each score's standard error
+(`noise`, from the re-score's bootstrap over probe samples). `argmax` uses it to switch only on
+evidence: it leaves the dataset it trains on for a better-scoring one only when the score gap is
+larger than the noise allows at its `confidence` (a one-sided normal test on the difference of two
+independent estimates). `softmax` and `proportional` weigh every dataset by its point score.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,8 +49,10 @@ class PolicyDecision:
 class MixturePolicy(Protocol):
     name: str
 
-    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
-        """Return the next mixture (weights aligned with `names`, summing to 1)."""
+    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None,
+               noise: Mapping[str, float] | None = None) -> PolicyDecision:
+        """Return the next mixture (weights aligned with `names`, summing to 1); `noise` holds the
+        scores' standard errors where known."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -68,28 +77,48 @@ def _nan_note(names: Sequence[str], s: np.ndarray) -> str:
     return unscored_note(dict(zip(names, s.tolist())))
 
 
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
 def _aligned(names: Sequence[str], weights: Mapping[str, float]) -> list[float]:
     """Weights in the order of `names`; a name without one (unscored) gets 0."""
     return [float(weights.get(n, 0.0)) for n in names]
 
 
+def switch_margin(se_new: float, se_active: float, confidence: float) -> float:
+    """The score gap a challenger needs over the active dataset to replace it: z(confidence) times
+    the standard error of the difference of two independent estimates; 0 when `confidence` is 0 or
+    either error is unknown (NaN: no bootstrap), i.e. the point scores decide."""
+    if confidence <= 0 or not (math.isfinite(se_new) and math.isfinite(se_active)):
+        return 0.0
+    return NormalDist().inv_cdf(confidence) * math.hypot(se_new, se_active)
+
+
 class ArgmaxPolicy:
-    """All weight on the best-scoring dataset; switch only after `min_dwell` re-scores on the current one.
+    """All weight on the best-scoring dataset; switch only after `min_dwell` re-scores on the current
+    one, and only when the best beats the current one beyond the re-score's noise.
 
     Ties go to the dataset listed first. `min_dwell` counts decisions (re-scores), so with
-    re-scoring every N steps a dataset is kept for at least `min_dwell * N` steps.
+    re-scoring every N steps a dataset is kept for at least `min_dwell * N` steps. `confidence`
+    (in [0, 1)) is the one-sided confidence that the challenger's score is higher, given both
+    scores' standard errors (:func:`switch_margin`); 0 follows the point scores.
     """
 
     name = "argmax"
 
-    def __init__(self, min_dwell: int = 2):
+    def __init__(self, min_dwell: int = 2, confidence: float = 0.0):
         if min_dwell < 1:
             raise ValueError(f"min_dwell must be >= 1, got {min_dwell}")
+        if not 0.0 <= confidence < 1.0:
+            raise ValueError(f"confidence must lie in [0, 1), got {confidence}")
         self.min_dwell = min_dwell
+        self.confidence = float(confidence)
         self.active: str | None = None
         self.dwell = 0  # decisions made since `active` was chosen
 
-    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
+    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None,
+               noise: Mapping[str, float] | None = None) -> PolicyDecision:
         s = _score_vector(names, scores)
         if not np.isfinite(s).any():
             if current is not None:
@@ -98,17 +127,29 @@ class ArgmaxPolicy:
         best = top1(dict(zip(names, s.tolist())))  # ties: the dataset listed first
         if self.active is None:
             self.active, self.dwell, reason = best, 1, f"start on {best}"
-        elif best != self.active and self.dwell >= self.min_dwell:
-            reason = f"switch {self.active} -> {best} after {self.dwell} re-scores"
+            w = np.array([1.0 if n == self.active else 0.0 for n in names])
+            return PolicyDecision(w.tolist(), reason + _nan_note(names, s))
+        se = {n: _float(noise.get(n)) if noise else math.nan for n in names}
+        gap = float(s[names.index(best)] - s[names.index(self.active)]) if best != self.active else 0.0
+        if not math.isfinite(gap):  # the active dataset could not be scored this time: the best leads
+            gap = math.inf
+        margin = switch_margin(se[best], se[self.active], self.confidence) if best != self.active else 0.0
+        if best != self.active and self.dwell >= self.min_dwell and gap > margin:
+            reason = (f"switch {self.active} -> {best} after {self.dwell} re-scores"
+                      + (f" (gap {gap:.3g} > noise margin {margin:.3g})" if margin > 0 else ""))
             self.active, self.dwell = best, 1
         else:
             self.dwell += 1
-            reason = f"stay on {self.active}" + (f" (best is {best}; dwell {self.dwell - 1}/{self.min_dwell})" if best != self.active else "")
+            why = ""
+            if best != self.active:
+                why = (f" (best is {best}; dwell {self.dwell - 1}/{self.min_dwell})" if self.dwell - 1 < self.min_dwell
+                       else f" (best is {best}, gap {gap:.3g} within noise margin {margin:.3g})")
+            reason = f"stay on {self.active}" + why
         w = np.array([1.0 if n == self.active else 0.0 for n in names])
         return PolicyDecision(w.tolist(), reason + _nan_note(names, s))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"active": self.active, "dwell": self.dwell, "min_dwell": self.min_dwell}
+        return {"active": self.active, "dwell": self.dwell, "min_dwell": self.min_dwell, "confidence": self.confidence}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.active, self.dwell = state["active"], int(state["dwell"])
@@ -124,7 +165,8 @@ class SoftmaxPolicy:
             raise ValueError(f"softmax temperature tau must be > 0, got {tau}")
         self.tau = float(tau)
 
-    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
+    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None,
+               noise: Mapping[str, float] | None = None) -> PolicyDecision:
         s = _score_vector(names, scores)
         if not np.isfinite(s).any():
             return _all_nan(names, s, current)
@@ -144,7 +186,8 @@ class ProportionalPolicy:
 
     name = "proportional"
 
-    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None) -> PolicyDecision:
+    def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None,
+               noise: Mapping[str, float] | None = None) -> PolicyDecision:
         s = _score_vector(names, scores)
         if not np.isfinite(s).any():
             return _all_nan(names, s, current)
@@ -167,15 +210,17 @@ POLICIES = tuple(GRAMMAR)
 SPELLINGS = tuple(policy_usage(GRAMMAR))  # argmax[:DWELL], softmax[:TAU], proportional
 
 
-def make_policy(spec: str | MixturePolicy, *, min_dwell: int = 2, tau: float = DEFAULT_TAU) -> MixturePolicy:
+def make_policy(spec: str | MixturePolicy, *, min_dwell: int = 2, tau: float = DEFAULT_TAU,
+                confidence: float = 0.0) -> MixturePolicy:
     """Build a policy from its spelling (`argmax[:DWELL]`, `softmax[:TAU]`, `proportional`), or pass
-    an instance through. Without the inline argument, `min_dwell` / `tau` apply.
+    an instance through. Without the inline argument, `min_dwell` / `tau` apply; `confidence` is
+    argmax's switching confidence.
     """
     if not isinstance(spec, str):
         return spec
     name, arg = parse_policy_spec(spec, GRAMMAR, what="mixture policy")
     if name == "argmax":
-        return ArgmaxPolicy(int(arg) if arg is not None else min_dwell)
+        return ArgmaxPolicy(int(arg) if arg is not None else min_dwell, confidence)
     if name == "softmax":
         return SoftmaxPolicy(float(arg) if arg is not None else tau)
     return ProportionalPolicy()

@@ -26,27 +26,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import torch.distributed as dist
 
+from dmc.curriculum.observe import Observed
 from dmc.curriculum.settings import CurriculumSettings
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.scoring import ScoringSettings, Tables, compute_tables, report_tables
 from dmc.stats import question_hash
 from dmc.stats.attempts import questions_per_batch
 from dmc.stats.subsample import seeded_order
+from dmc.stats.tokens import max_length_for
 
 
 def rescore_settings(scoring: ScoringSettings, device_type: str) -> ScoringSettings:
-    """The settings of a re-score: DMC only, without its bootstrap interval (it is not used to pick
-    a mixture), attempts in one generation batch and, on a CPU, small padded scoring batches
+    """The settings of a re-score: DMC only, with its bootstrap over probe samples (the standard
+    errors the policy weighs a switch against), attempts in one generation batch and, on a CPU, small padded scoring batches
     (throughput only; results are unchanged: 176 lab traces took 1.1 s with 2048 tokens per batch,
     1.9 s with 8192)."""
     tokens = dataclasses.replace(scoring.tokens, batch_tokens=2048) if device_type == "cpu" else scoring.tokens
     # The model being trained lives in memory, where the vllm engine (which loads weights from
     # the student's source) cannot see it: re-scores always run on transformers.
     return dataclasses.replace(scoring, metrics=("dmc",), tokens=dataclasses.replace(tokens, engine="transformers"),
-                               attempts=dataclasses.replace(scoring.attempts, batch_size=64, engine="transformers"),
-                               metric=dataclasses.replace(scoring.metric, n_boot=0))
+                               attempts=dataclasses.replace(scoring.attempts, batch_size=64, engine="transformers"))
 
 
 def distributed_world() -> tuple[int, int]:
@@ -82,7 +84,7 @@ def _concat(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
 
 
 def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sample | EvalItem],
-                   settings: ScoringSettings) -> Tables:
+                   settings: ScoringSettings, known: pa.Table | None = None) -> Tables:
     """`compute_tables` of `samples` and `questions` (no disk cache), split across the ranks of a
     torch.distributed process group when there is one: each rank takes a contiguous block of the
     samples and a block of whole generation batches of the distinct questions (so each attempt gets
@@ -98,7 +100,7 @@ def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sampl
     batches = _block(math.ceil(len(unique) / per_batch), rank, world)
     mine = compute_tables(student, list(samples)[_block(len(samples), rank, world)], settings,
                           questions=list(unique.values())[batches.start * per_batch:batches.stop * per_batch],
-                          cache=None)
+                          cache=None, known_tokens=known)
     parts: list[Any] = [None] * world
     dist.all_gather_object(parts, (mine.tokens, mine.attempts, mine.run))
     return Tables(_concat([p[0] for p in parts]), _concat([p[1] for p in parts]), _merge_run([p[2] for p in parts]))
@@ -156,18 +158,40 @@ class DMCRescorer:
             out.extend(s for _, s in (qs if self.capability_size is None else qs[: self.capability_size]))
         return out
 
-    def __call__(self, student, probes: Mapping[str, list[Sample]]) -> dict[str, float]:
+    def scored_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
+                       observed: Observed | None) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        """The samples each dataset is scored on, and where they come from: the rows the training
+        pass saw since the last re-score when there are at least as many of them as the probe has
+        (and the statistics engine would encode them alike), else the probe."""
+        chosen: dict[str, list[Sample]] = {}
+        source: dict[str, str] = {}
+        tokens = settings.token_settings
+        limit = max_length_for(student, tokens)
+        for name, probe in probes.items():
+            seen = observed.samples.get(name, {}) if observed is not None and tokens.turns == "last" else {}
+            usable = [s for h, s in seen.items() if observed is not None and observed.lengths[h] <= limit]
+            if usable and len(usable) >= len(probe):
+                chosen[name], source[name] = usable, "training pass"
+            else:
+                chosen[name], source[name] = list(probe), "probe"
+        return chosen, source
+
+    def __call__(self, student, probes: Mapping[str, list[Sample]], observed: Observed | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
-        pool = [CandidateDataset(name, [_named(s, name) for s in samples]) for name, samples in probes.items()]
+        settings = self._settings_for(student, [s for p in probes.values() for s in p])
+        chosen, source = self.scored_samples(student, probes, settings, observed)
+        pool = [CandidateDataset(name, [_named(s, name) for s in samples]) for name, samples in chosen.items()]
         samples = [s for d in pool for s in d.samples]
-        settings = self._settings_for(student, samples)
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
-        tables = rescore_tables(student, samples, questions, settings)
+        from_training = {s.hash for d in pool if source[d.name] == "training pass" for s in d.samples}
+        known = observed.table(from_training) if observed is not None and from_training else None
+        tables = rescore_tables(student, samples, questions, settings, known)
         report = report_tables(pool, student, settings, tables, targets=self.target)
         run = tables.run
         tok, att = run.get("tokens") or {}, run.get("attempts") or {}
         self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"),
                             "seconds": round(time.perf_counter() - t0, 3), "n_traces": len(samples),
+                            "n_training_pass": len(from_training),
                             "n_questions": att.get("unique"), "attempt_tokens": att.get("generated_tokens"),
                             "attempt_budget": settings.attempts.max_new_tokens}
         ds = report.datasets.set_index("dataset")
@@ -176,7 +200,8 @@ class DMCRescorer:
         for name in probes:
             row = ds.loc[name]
             out[name] = float(row["dmc"])
-            details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "n_scored") if k in row}
+            details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "n_scored", "dmc_lo", "dmc_hi", "dmc_se") if k in row}
+            details[name]["source"] = source[name]
             reasons = row.get("reasons")
             if isinstance(reasons, dict) and reasons.get("dmc"):
                 details[name]["reason"] = reasons["dmc"]

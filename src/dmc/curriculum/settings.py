@@ -10,15 +10,35 @@ from dmc.curriculum.policies import make_policy
 from dmc.settings import check, setting, to_dict
 
 
+AUTO_RESCORES = 4  # auto: the run is cut into this many intervals (re-scores at 1/4, 1/2 and 3/4)
+
+
+def resolve_rescore_every(value: int | str, max_steps: int) -> int:
+    """`rescore_every` as a number of steps: an integer >= 1 as given; "auto" = max_steps / 4,
+    rounded down, at least 1."""
+    if value == "auto":
+        return max(1, int(max_steps) // AUTO_RESCORES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"rescore_every must be auto or a positive integer, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class CurriculumSettings:
     """Settings of the data strategies (how scores become a mixture, and how the dynamic curriculum
     re-scores). How the pool is scored is :class:`dmc.scoring.ScoringSettings`."""
 
-    rescore_every: int = setting(60, "dynamic-dmc: optimizer steps between re-scores.", min=1)
+    rescore_every: int | str = setting("auto", "dynamic-dmc: optimizer steps between re-scores; auto = a quarter of "
+                                       "the run's steps (3 re-scores whatever the run's length).")
     probe_size: int | None = setting(16, "dynamic-dmc: samples per dataset in the fixed probe that is re-scored "
                                      "(default 16; none = all).", min=1)
     policy: str = setting("argmax", "dynamic-dmc mixture policy: argmax[:DWELL], softmax[:TAU] or proportional.")
+    switch_confidence: float = setting(0.9, "dynamic-dmc, argmax: leave the current dataset only when the re-score's "
+                                       "bootstrap gives this one-sided confidence that another scores higher "
+                                       "(0 = follow the point scores), in [0, 1).", min=0.0, max=0.999999)
+    train_pass: bool = setting(True, "dynamic-dmc: re-score a dataset being trained on from the rows it was trained "
+                               "on since the last re-score, read from the training forward pass (free, and many more "
+                               "rows than a probe), instead of its probe (--no-train-pass: probes only).")
     capability_size: int | None = setting(8, "dynamic-dmc: probe questions per dataset re-attempted per re-score "
                                           "(C_D).", min=1)
     target_size: int | None = setting(32, "dynamic-dmc: target questions re-attempted per re-score (C_T).", min=1)
@@ -29,11 +49,16 @@ class CurriculumSettings:
 
     def __post_init__(self) -> None:
         check(self)
+        resolve_rescore_every(self.rescore_every, 1)
         make_policy(self.policy)
         make_policy(self.mix_policy)
         if self.attempt_budget != "auto" and not (isinstance(self.attempt_budget, int) and self.attempt_budget >= 1):
             raise ValueError(f"CurriculumSettings.attempt_budget must be auto or a positive integer, "
                              f"got {self.attempt_budget!r}")
+
+    def rescore_interval(self, max_steps: int) -> int:
+        """The steps between re-scores for a run of `max_steps` optimizer steps."""
+        return resolve_rescore_every(self.rescore_every, max_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

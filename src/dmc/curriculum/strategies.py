@@ -6,6 +6,8 @@
 - `static-dmc-mix`: a fixed mixture, softmax(DMC / tau) on the initial student (`mix_policy`);
 - `dynamic-dmc`: start from DMC of the whole datasets on the initial student (as `static-dmc`), then
   re-score probe subsets every `rescore_every` steps and set the mixture by `policy`;
+- `schedule:A,B@120,C@0.75`: a fixed schedule of single datasets, each from its start (an optimizer
+  step, or a fraction of the run) to the next one's (a curriculum by hand, or E3's hindsight oracle);
 - `static:<metric>`: top-1 by any metric of dmc.metrics (`static:rsr`, `static:ifd`,
   `static:teacher-accuracy`, `static:length` ...), best = the metric's declared direction
   (higher or lower); metrics without a preferred direction take the highest value unless
@@ -28,24 +30,29 @@ import numpy as np
 from dmc.data.schema import CandidateDataset, EvalItem
 from dmc.metrics import METRICS
 from dmc.scoring import ScoringSettings, score
-from dmc.settings import to_dict
-from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum
+from dmc.settings import result_fields, to_dict
+from dmc.curriculum.callback import DMCCurriculumCallback, MixtureCurriculum, ScheduledCurriculum
 from dmc.curriculum.settings import CurriculumSettings
 from dmc.curriculum.rescore import DMCRescorer
 from dmc.curriculum.policies import make_policy
 
-STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc", "static:<metric>")
+STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc", "static:<metric>",
+              "schedule:<dataset>[,<dataset>@<start>...]")
 # Bumped when a strategy's behaviour changes, so cached runs made with the old behaviour are not reused
 # (2: dynamic-dmc takes its first mixture from the full initial scores; 3: probes and attempted
-# questions drawn by the one seeded ordering of dmc.stats.subsample).
-STRATEGY_REVISIONS = {"dynamic-dmc": 3}
+# questions drawn by the one seeded ordering of dmc.stats.subsample;
+# 4: re-scores carry bootstrap standard errors and argmax switches only beyond them).
+STRATEGY_REVISIONS = {"dynamic-dmc": 4}
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
     """(kind, metric, order) with kind one of uniform, random-dataset, static-dmc, static-dmc-mix,
-    dynamic-dmc, static-metric; metric and order ("max"/"min"/None) only for static-metric."""
+    dynamic-dmc, static-metric, schedule; metric and order ("max"/"min"/None) only for static-metric."""
     if strategy in ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dynamic-dmc"):
         return strategy, None, None
+    if strategy.startswith("schedule:"):
+        parse_schedule(strategy)
+        return "schedule", None, None
     if strategy.startswith("static:"):
         parts = strategy.split(":")
         metric = parts[1].replace("-", "_") if len(parts) > 1 else ""
@@ -56,6 +63,47 @@ def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
             raise ValueError(f"strategy {strategy!r}: unknown metric {parts[1]!r}; known: {', '.join(METRICS)}")
         return "static-metric", metric, order
     raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def curriculum_key(strategy: str, settings: CurriculumSettings) -> dict[str, Any]:
+    """The curriculum settings a strategy's results depend on (for cache keys): all of them for
+    dynamic-dmc, the mixture policy for static-dmc-mix, none for the others (they never re-score),
+    so changing how dynamic-dmc re-scores does not invalidate the static strategies' runs."""
+    kind = parse_strategy(strategy)[0]
+    fields = result_fields(settings)
+    if kind == "dynamic-dmc":
+        return fields
+    if kind == "static-dmc-mix":
+        return {"mix_policy": fields["mix_policy"]}
+    return {}
+
+
+def parse_schedule(strategy: str) -> list[tuple[str, int | float]]:
+    """`schedule:A,B@120,C@0.75` -> [(A, 0), (B, 120), (C, 0.75)]: each dataset from its start, an
+    optimizer step (integer) or a fraction of the run (a number with a point, in [0, 1)); the first
+    starts at 0 (its `@0` may be left out)."""
+    body = strategy.partition(":")[2]
+    usage = f"strategy {strategy!r}: expected schedule:DATASET[,DATASET@START...] with START a step or a fraction"
+    phases: list[tuple[str, int | float]] = []
+    for i, part in enumerate(body.split(",")):
+        name, at_sep, at = part.strip().rpartition("@") if "@" in part else (part.strip(), "", "")
+        if not name:
+            raise ValueError(usage)
+        if not at_sep:
+            if i:
+                raise ValueError(f"{usage}: {name!r} has no @START")
+            phases.append((name, 0))
+            continue
+        try:
+            start: int | float = float(at) if "." in at else int(at)
+        except ValueError:
+            raise ValueError(f"{usage}: {at!r} is not a step or a fraction") from None
+        if (isinstance(start, float) and not 0.0 <= start < 1.0) or start < 0:
+            raise ValueError(f"{usage}: start {at!r} must be a step >= 0 or a fraction in [0, 1)")
+        phases.append((name, start))
+    if phases[0][1] != 0:
+        raise ValueError(f"{usage}: the first dataset starts at 0")
+    return phases
 
 
 def best_dataset(values: dict[str, float], metric: str, order: str | None = None) -> tuple[str, str]:
@@ -112,6 +160,10 @@ def build_curriculum(
         pick = names[int(np.random.default_rng([seed, 0x5EED]).integers(len(names)))]
         info["chosen"] = pick
         return MixtureCurriculum(pool, {pick: 1.0}, seed=seed, reason=f"random-dataset: {pick}"), info
+    if kind == "schedule":
+        phases = parse_schedule(strategy)
+        info["schedule"] = [{"dataset": n, "start": at} for n, at in phases]
+        return ScheduledCurriculum(pool, phases, seed=seed, reason=strategy), info
     if kind == "dynamic-dmc":
         rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
                                attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed)
@@ -122,7 +174,9 @@ def build_curriculum(
         initial = {n: float(col.get(n, math.nan)) for n in names}
         info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
         cb = DMCCurriculumCallback(pool, rescore_every=settings.rescore_every, probe_size=settings.probe_size,
-                                   policy=settings.policy, rescore_fn=rescorer, seed=seed, initial_scores=initial)
+                                   policy=settings.policy, switch_confidence=settings.switch_confidence,
+                                   train_pass=settings.train_pass,
+                                   rescore_fn=rescorer, seed=seed, initial_scores=initial)
         return cb, info
     metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
     assert metric is not None

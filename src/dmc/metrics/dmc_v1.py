@@ -5,7 +5,8 @@ w_i = epsilon + (1 - epsilon) * q_i (times F_i = 1[the trace fits the student's 
 when a budget is set), A_i is the top-k alignment over novel content tokens and
 R(D) = exp(-(C_D - C_T)^2 / (2 sigma^2)) matches D's difficulty for the student (C_D, mean pass
 rate over D's questions) to that of its target tasks (C_T). Range [0, 1]; higher = more
-compatible. Per sample, m_i = w_i * A_i * R(c_i). A bootstrap over samples gives the CI.
+compatible. Per sample, m_i = w_i * A_i * R(c_i). A bootstrap over samples gives the CI
+(`dmc_lo`, `dmc_hi`) and the standard error (`dmc_se`, the replicates' standard deviation).
 """
 
 from __future__ import annotations
@@ -118,16 +119,17 @@ class DMCv1(Metric):
             R_d = float(difficulty_match(c_d, c_t, st.sigma))
             mean_wa = float(np.mean(wa_d[known])) if known.any() else float("nan")
             value = R_d * mean_wa
-            lo = hi = float("nan")
+            lo = hi = se = float("nan")
             if known.any() and not np.isnan(R_d) and st.n_boot > 0:
                 reps = bootstrap_dmc(wa_d, cap["c"][sel].to_numpy(dtype=float),
                                      s.loc[sel, "question_hash"].to_numpy(), c_t, st.sigma, st.n_boot,
                                      _rng(st.seed, d))
                 if np.isfinite(reps).any():
                     lo, hi = (float(x) for x in np.nanquantile(reps, [alpha, 1.0 - alpha]))
+                    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else float("nan")
             q_d, A_d, f_d = qual["q"][sel], al["A"][sel], fits[sel]
             rows[d] = {
-                "dmc_lo": lo, "dmc_hi": hi,
+                "dmc_lo": lo, "dmc_hi": hi, "dmc_se": se,
                 "Q": float(q_d.mean()) if q_d.notna().any() else float("nan"),
                 "A": float(A_d.mean()) if A_d.notna().any() else float("nan"),
                 "F": float(f_d.mean()) if f_d.notna().any() else float("nan"),

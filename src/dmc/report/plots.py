@@ -136,7 +136,8 @@ def _line_style(j: int) -> dict:
 
 
 def dmc_over_training(events: Sequence[Mapping], title: str = "DMC of each dataset during training") -> bytes | None:
-    """Lines per dataset: the score from each re-scoring event (`{"step", "scores": {ds: v}}`)."""
+    """Lines per dataset: the score from each re-scoring event (`{"step", "scores": {ds: v}}`), with
+    a band of +-1 standard error where the event carries the re-score's `noise` ({ds: s.e.})."""
     events = [e for e in events if e.get("scores")]
     if not events:
         return None
@@ -144,8 +145,13 @@ def dmc_over_training(events: Sequence[Mapping], title: str = "DMC of each datas
     steps = [int(e["step"]) for e in events]
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
     for j, name in enumerate(names):
-        ys = [e["scores"].get(name) for e in events]
-        ax.plot(steps, [np.nan if y is None else y for y in ys], ms=3, label=name, **_line_style(j))
+        ys = np.array([np.nan if e["scores"].get(name) is None else e["scores"][name] for e in events], dtype=float)
+        style = _line_style(j)
+        ax.plot(steps, ys, ms=3, label=name, **style)
+        se = np.array([np.nan if (e.get("noise") or {}).get(name) is None else e["noise"][name] for e in events],
+                      dtype=float)
+        if np.isfinite(se).any():
+            ax.fill_between(steps, ys - se, ys + se, alpha=0.12, color=style.get("color"))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("DMC (higher = more compatible)")
     ax.set_title(title)

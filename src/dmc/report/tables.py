@@ -211,6 +211,9 @@ def e3_table(run: RunResults) -> Table | None:
         curve = st.get("curve") or []
         best = max((p["accuracy"] for p in curve if not _nan(p.get("accuracy"))), default=None)
         rows.append([name, pct(st.get("final_accuracy"), st.get("final_accuracy_std")), pct(best),
-                     str(len(st.get("mixtures") or []))])
-    return Table(["strategy", "final accuracy", "best during training", "mixture decisions"], rows,
-                 f"E3: curricula with equal total steps ({run.e3.get('steps')} steps)")
+                     str(len(st.get("mixtures") or [])), num(st.get("rescore_noise"))])
+    return Table(["strategy", "final accuracy", "best during training", "mixture decisions",
+                  "re-score noise (s.e.)"], rows,
+                 f"E3: curricula with equal total steps ({run.e3.get('steps')} steps)",
+                 ["re-score noise: the mean bootstrap standard error of a dataset's DMC in a re-score "
+                  "(over probe samples), against which the argmax policy weighs a switch"])

@@ -237,7 +237,7 @@ def token_batch(student, batch: list[Sample], settings: TokenStatsSettings, encs
 
 def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStatsSettings | None = None,
                         cache: StatsCache | None = None, progress: bool = True,
-                        backend: BackendSettings | None = None) -> pd.DataFrame:
+                        backend: BackendSettings | None = None, known: pa.Table | None = None) -> pd.DataFrame:
     """The tokens table (docs/ARCHITECTURE.md) for `samples`, one row per sample in order.
 
     Cached rows are reused; missing ones are computed in length-bucketed batches, each finished
@@ -247,7 +247,9 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     `df.attrs["run"]` holds the
     RunCounters of the call (as a dict): `computed` samples were scored here, `reused` read from
     the cache (including rows other processes wrote during the call); `computed == 0` and
-    `forward_passes == 0` on a full hit.
+    `forward_passes == 0` on a full hit. `known`: rows (TOKENS_CACHE_SCHEMA) the caller already
+    has for some of the samples under these settings, e.g. read from a training forward pass
+    (dmc.curriculum.observe); they are used as cached rows are, and counted as `reused`.
     """
     settings = settings or TokenStatsSettings()
     check_engine(settings.engine)
@@ -276,6 +278,15 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
             done.update(new)
             counters.reused += len(new)
 
+    if known is not None and known.num_rows:
+        keep = [h in unique and h not in done for h in known["sample_hash"].to_pylist()]
+        given = known.select(TOKENS_CACHE_SCHEMA.names).cast(TOKENS_CACHE_SCHEMA).filter(pa.array(keep, pa.bool_()))
+        hashes = given["sample_hash"].to_pylist()
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("known token statistics hold a sample twice")
+        tables.append(given)
+        done.update(hashes)
+        counters.reused += len(hashes)
     if cache is not None:
         take_in_cached()
         cache.describe("tokens", fp, sh, {"engine": ENGINE_VERSION, "settings": settings_dict(settings)})

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from dmc.data.schema import Sample
 
 IGNORE_INDEX = -100
+
+
+def ids_key(input_ids: Sequence[int]) -> bytes:
+    """A row's token ids as a dictionary key."""
+    return np.asarray(input_ids, dtype=np.int64).tobytes()
 
 
 class SFTCollator:
@@ -19,7 +25,9 @@ class SFTCollator:
     when the response was not truncated, the end-of-turn token the template places right after it
     (only if it is one of the student's stop tokens): without it the student never learns to stop.
     Sequences are right-padded with the tokenizer's pad token (EOS when it has none). Encodings are
-    cached by sample content hash, since a mixture draws the same rows repeatedly.
+    cached by sample content hash, since a mixture draws the same rows repeatedly; `lookup` finds
+    the sample (and its encoding) behind a row of input ids, which is how the curriculum reads the
+    token statistics of the rows it trains on from the training forward pass.
     """
 
     def __init__(self, student, max_length: int, *, pad_to_multiple_of: int | None = None, cache: bool = True):
@@ -35,6 +43,7 @@ class SFTCollator:
         self.pad_id = int(pad)
         self._stop = set(student.stop_token_ids)
         self._cache: dict[str, tuple[list[int], list[int]]] | None = {} if cache else None
+        self._by_ids: dict[bytes, tuple[Sample, Any]] = {}  # input ids -> (sample, Encoded)
 
     def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
         """(input_ids, labels) for one sample."""
@@ -54,7 +63,12 @@ class SFTCollator:
         out = (ids, labels)
         if self._cache is not None:
             self._cache[key] = out
+            self._by_ids[ids_key(ids)] = (sample, enc)
         return out
+
+    def lookup(self, input_ids: Sequence[int]) -> tuple[Sample, Any] | None:
+        """(sample, Encoded) of a row this collator encoded, by its unpadded input ids; None if unknown."""
+        return self._by_ids.get(ids_key(input_ids))
 
     def __call__(self, samples: Sequence[Sample]) -> dict[str, Any]:
         if not samples:

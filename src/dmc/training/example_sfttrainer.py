@@ -35,7 +35,7 @@ def run(
     steps: int = 400,
     batch_size: int = 8,
     learning_rate: float = 2e-4,
-    rescore_every: int = CurriculumSettings.rescore_every,
+    rescore_every: int | str = CurriculumSettings.rescore_every,
     probe_size: int | None = CurriculumSettings.probe_size,
     policy: str = CurriculumSettings.policy,
     target: Sequence[EvalItem] | None = None,

@@ -30,6 +30,7 @@ from transformers.utils import logging as hf_logging
 
 from dmc import __version__
 from dmc.curriculum import CurriculumSettings, parse_strategy
+from dmc.curriculum.strategies import curriculum_key
 from dmc.curriculum.strategies import STRATEGY_REVISIONS
 from dmc.data import FieldMap
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
@@ -84,7 +85,7 @@ class ValidateConfig:
     e2_budget: int | None = setting(None, "E2: samples selected (default: --pilot-samples).", min=1)
     e2_metrics: tuple[str, ...] | None = setting(None, "E2 selectors, comma-separated (default: every metric).")
     e3_strategies: tuple[str, ...] = setting(E3_STRATEGIES, "Strategies compared in E3 (uniform, static-dmc, "
-                                             "dynamic-dmc, static-dmc-mix, static:<metric> ...).")
+                                             "dynamic-dmc, static-dmc-mix, static:<metric>, schedule:A,B@0.5 ...).")
     e3_steps: int | None = setting(None, "Steps of each E3 run (default: the pilots' --steps).", min=1)
     e3_eval_every: int | None = setting(None, "Steps between accuracy measurements in E3 (default: steps / 4).",
                                         min=1)
@@ -434,7 +435,7 @@ def _e3_pilots(cfg: ValidateConfig, base_identity: dict[str, Any], base_payload:
             out[strategy].append(Pilot(
                 f"E3 {strategy} s{s}",
                 {"kind": "strategy", **base_identity, "train": result_fields(train), "strategy": strategy,
-                 "pool": data_hashes, "curriculum": result_fields(cfg.curriculum),
+                 "pool": data_hashes, "curriculum": curriculum_key(strategy, cfg.curriculum),
                  "scoring": result_fields(cfg.scoring), **revision},
                 {**base_payload, "train": train.to_dict(), "strategy": strategy, "pool": data_paths,
                  "curriculum": cfg.curriculum.to_dict(), "scoring": to_dict(cfg.scoring),

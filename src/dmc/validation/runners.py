@@ -81,7 +81,7 @@ def strategy_pilot(payload: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     events = RunLog(res.log_path).read()
     out["mixtures"] = [{"step": int(e["step"]), "mixture": e["mixture"], "reason": e.get("reason")}
                        for e in events if e.get("event") in ("mixture", "rescore") and "mixture" in e]
-    out["scores"] = [{"step": int(e["step"]), "scores": e["scores"], "details": e.get("details")}
+    out["scores"] = [{"step": int(e["step"]), "scores": e["scores"], "noise": e.get("noise"), "details": e.get("details")}
                      for e in events if e.get("event") == "rescore"]
     cur = res.metrics.get("curriculum") or {}
     out["rows_drawn"] = cur.get("rows_drawn")

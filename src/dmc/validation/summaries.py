@@ -143,12 +143,21 @@ def mean_curve(curves: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, 
     return out
 
 
+def rescore_noise(runs: Sequence[Mapping[str, Any]]) -> float | None:
+    """Mean standard error of the re-scores in `runs` (their `scores[*].noise`); None without any."""
+    values = [float(v) for r in runs for e in (r.get("scores") or []) for v in (e.get("noise") or {}).values()
+              if v is not None and math.isfinite(float(v))]
+    return float(np.mean(values)) if values else None
+
+
 def e3_document(strategies: Mapping[str, Sequence[Mapping[str, Any]]], **info: Any) -> dict[str, Any]:
     """The e3.json document.
 
     strategies: name -> one run result per seed, each with accuracy, status, error, curve
     ([{step, accuracy}]), mixtures ([{step, mixture}]), scores ([{step, scores}]), rows_drawn.
-    The strategy's curve is the mean over seeds; mixtures and scores are the first seed's.
+    The strategy's curve is the mean over seeds; mixtures and scores are the first seed's;
+    `rescore_noise` is the mean bootstrap standard error of the re-scores over every seed, dataset
+    and re-score (None for strategies that never re-score).
     """
     out = {}
     for name, runs in strategies.items():
@@ -162,6 +171,7 @@ def e3_document(strategies: Mapping[str, Sequence[Mapping[str, Any]]], **info: A
             "mixtures": list(first.get("mixtures") or []),
             "scores": list(first.get("scores") or []),
             "rows_drawn": first.get("rows_drawn"),
+            "rescore_noise": rescore_noise(runs),
             "per_seed": [{k: r.get(k) for k in ("seed", "accuracy", "status", "error", "key", "seconds",
                                                 "rescore_seconds")} for r in runs],
         }

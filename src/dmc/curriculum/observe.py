@@ -1,0 +1,145 @@
+"""Token statistics of the rows being trained on, read from the training forward pass.
+
+The training step already computes the student's logits over every response token of its batch.
+`TrainingPassStats` hooks the trained model's forward, and for each row of a training batch that
+the collator can name (`collator.lookup(input_ids) -> (sample, encoding)`, as `SFTCollator` does)
+keeps the row of the **tokens** table the statistics engine would compute for that sample:
+log-probability, rank and entropy of each response token (dmc.stats.core.stats_from_logits, the
+engine's own reduction), its token ids and character offsets. The curriculum's re-scorer then
+scores a dataset being trained on from these rows (every distinct row trained on since the last
+re-score, hundreds where a probe has 16) instead of its probe, at no extra forward pass.
+
+Differences from a probe's statistics, by construction: each row is scored with the weights of the
+step it was trained in (up to one re-score interval old), and in training mode (dropout as
+configured; none in the lab students or SmolLM2). A row is used only when the statistics engine
+would encode it identically (not truncated, within the scoring length).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from dmc.data.schema import Sample
+from dmc.io import atomic_write
+from dmc.stats.core import stats_from_logits
+from dmc.stats.tables import TOKENS_CACHE_SCHEMA, rows_to_table
+
+Lookup = Callable[[Any], "tuple[Sample, Any] | None"]
+_NO_PREV = {"logprob_noq": None, "prev_turns": None, "prev_turn_tokens": None, "prev_token_ids": None,
+            "prev_logprob": None, "prev_rank": None}
+
+
+@dataclass
+class Observed:
+    """What the training pass saw since the last re-score: per dataset, the distinct samples trained
+    on (latest statistics per sample), as tokens-cache rows and the samples they belong to."""
+
+    samples: dict[str, dict[str, Sample]] = field(default_factory=dict)  # dataset -> sample hash -> sample
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample hash -> tokens-cache row
+    lengths: dict[str, int] = field(default_factory=dict)  # sample hash -> input tokens
+
+    def count(self, dataset: str) -> int:
+        return len(self.samples.get(dataset, {}))
+
+    def table(self, hashes: set[str] | None = None) -> pa.Table:
+        rows = [r for h, r in self.rows.items() if hashes is None or h in hashes]
+        return rows_to_table(rows, TOKENS_CACHE_SCHEMA)
+
+    def write(self, path: Path) -> None:
+        """Save as Parquet (with each row's dataset and input length), atomically."""
+        owner = {h: d for d, by_hash in self.samples.items() for h in by_hash}
+        t = self.table()
+        hashes = t["sample_hash"].to_pylist()
+        t = t.append_column("dataset", pa.array([owner[h] for h in hashes], pa.string()))
+        t = t.append_column("input_length", pa.array([self.lengths[h] for h in hashes], pa.int64()))
+        atomic_write(path, lambda tmp: pq.write_table(t, tmp))
+
+    @classmethod
+    def read(cls, path: Path, samples: Mapping[tuple[str, str], Sample]) -> "Observed":
+        """Load what `write` saved; `samples` maps (dataset, sample hash) to the pool's samples."""
+        t = pq.read_table(path)
+        out = cls()
+        datasets, lengths = t["dataset"].to_pylist(), t["input_length"].to_pylist()
+        rows = t.select(TOKENS_CACHE_SCHEMA.names).cast(TOKENS_CACHE_SCHEMA).to_pylist()
+        for d, n, row in zip(datasets, lengths, rows):
+            h = row["sample_hash"]
+            if (d, h) not in samples:
+                raise ValueError(f"{path}: sample {h} of dataset {d!r} is not in this run's pool")
+            out.samples.setdefault(d, {})[h] = samples[(d, h)]
+            out.rows[h] = row
+            out.lengths[h] = int(n)
+        return out
+
+    def merge(self, other: "Observed") -> None:
+        for d, by_hash in other.samples.items():
+            self.samples.setdefault(d, {}).update(by_hash)
+        self.rows.update(other.rows)
+        self.lengths.update(other.lengths)
+
+
+class TrainingPassStats:
+    """A forward hook that collects the tokens-table rows of the training batches' samples.
+
+    `lookup(input_ids) -> (sample, encoding) | None` names a row (the collator's `lookup`). Only
+    forward passes in training mode with gradients on are read (evaluation and re-scoring passes
+    are not training passes). `take()` returns what was collected and starts afresh.
+    """
+
+    def __init__(self, lookup: Lookup):
+        self.lookup = lookup
+        self.observed = Observed()
+        self._handle: Any = None
+
+    def attach(self, model: torch.nn.Module) -> None:
+        self.detach()
+        self._handle = model.register_forward_hook(self._hook, with_kwargs=True)
+
+    def detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def take(self) -> Observed:
+        out, self.observed = self.observed, Observed()
+        return out
+
+    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if not module.training or not torch.is_grad_enabled():
+            return
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        logits = getattr(output, "logits", None)
+        if ids is None or logits is None or logits.dim() != 3 or logits.shape[:2] != ids.shape:
+            return  # a model that does not return full logits (e.g. logits_to_keep): nothing to read
+        mask = kwargs.get("attention_mask")
+        lengths = (mask.sum(1) if mask is not None else torch.full((ids.shape[0],), ids.shape[1])).tolist()
+        ids_cpu = ids.detach().cpu()
+        with torch.no_grad():
+            for i, n in enumerate(lengths):
+                row_ids = ids_cpu[i, : int(n)]
+                hit = self.lookup(row_ids.numpy())
+                if hit is None:
+                    continue
+                sample, enc = hit
+                a, b = int(enc.response_start), int(enc.response_end)
+                if enc.truncated or b <= a or a < 1 or len(enc.input_ids) != int(n):
+                    continue
+                lp, rk, en = stats_from_logits(logits[i, a - 1 : b - 1].detach().float(), ids[i, a:b])
+                offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)
+                self.observed.rows[sample.hash] = {
+                    "sample_hash": sample.hash, "question_hash": sample.question_hash, "n_tokens": b - a,
+                    "truncated": False, "token_ids": row_ids[a:b].numpy().astype(np.int32),
+                    "logprob": lp.cpu().numpy().astype(np.float32), "rank": rk.cpu().numpy().astype(np.int32),
+                    "entropy": en.cpu().numpy().astype(np.float32),
+                    "char_start": offs[:, 0], "char_end": offs[:, 1], **_NO_PREV,
+                }
+                self.observed.samples.setdefault(sample.dataset, {})[sample.hash] = sample
+                self.observed.lengths[sample.hash] = int(n)
+

@@ -1,0 +1,129 @@
+"""Token statistics read from the training forward pass (dmc.curriculum.observe): the same rows the
+statistics engine computes, used by the dynamic curriculum's re-scores, and kept across a resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from dmc.curriculum import DMCCurriculumCallback, DMCRescorer
+from dmc.curriculum.callback import OBSERVED_FILE
+from dmc.curriculum.observe import TrainingPassStats
+from dmc.data.schema import CandidateDataset, EvalItem, Sample
+from dmc.stats import TokenStatsSettings, compute_token_stats
+from dmc.stats.tables import TOKENS_CACHE_SCHEMA
+from dmc.training import StopAtStep, TrainConfig, train
+from dmc.training.collator import SFTCollator
+
+
+def _dataset(name: str, n: int, verbose: bool, offset: int = 0) -> CandidateDataset:
+    out = []
+    for i in range(n):
+        a, b = i + offset, 2 * i + 3
+        r = f"{a} + {b} = {a + b}. The answer is {a + b}." if verbose else f"The answer is {a + b}."
+        out.append(Sample(id=f"{name}{i}", prompt=({"role": "user", "content": f"What is {a} + {b}?"},), response=r,
+                          gold=str(a + b), dataset=name))
+    return CandidateDataset(name, out)
+
+
+@pytest.fixture
+def pool():
+    return [_dataset("step", 16, True), _dataset("terse", 12, False), _dataset("mixed", 8, True, offset=40)]
+
+
+def test_training_pass_rows_equal_the_engine_statistics(tiny_student_factory, pool):
+    st = tiny_student_factory("chatml")
+    samples = pool[0].samples[:5] + pool[1].samples[:3]  # different lengths: a padded batch
+    collator = SFTCollator(st, 256)
+    obs = TrainingPassStats(collator.lookup)
+    obs.attach(st.model)
+    st.model.train()
+    batch = collator(samples)
+    out = st.model(**batch)
+    out.loss.backward()  # an ordinary training step's forward
+    with torch.no_grad():
+        st.model.eval()
+        st.model(**batch)  # not a training pass: ignored
+    obs.detach()
+    st.model(**collator(pool[2].samples[:2]))  # after detach: ignored
+    seen = obs.take()
+    assert {d: seen.count(d) for d in ("step", "terse", "mixed")} == {"step": 5, "terse": 3, "mixed": 0}
+    ref = compute_token_stats(st, samples, TokenStatsSettings(), progress=False).set_index("sample_hash")
+    got = seen.table().to_pandas().set_index("sample_hash")
+    assert sorted(got.index) == sorted(ref.index)
+    for h in ref.index:
+        for col in ("token_ids", "rank", "char_start", "char_end"):
+            assert np.array_equal(got.loc[h, col], ref.loc[h, col]), col
+        assert np.allclose(got.loc[h, "logprob"], ref.loc[h, "logprob"], atol=1e-4)
+        assert np.allclose(got.loc[h, "entropy"], ref.loc[h, "entropy"], atol=1e-4)
+    assert obs.take().count("step") == 0  # take() starts afresh
+
+
+def test_known_rows_are_used_instead_of_computed(tiny_student_factory, pool):
+    st = tiny_student_factory("chatml")
+    samples = pool[0].samples[:4]
+    ref = compute_token_stats(st, samples, TokenStatsSettings(), progress=False)
+    fake = ref.iloc[:2].drop(columns=["dataset", "sample_id"]).copy()
+    fake["logprob"] = [np.full(len(x), -7.0, np.float32) for x in fake["logprob"]]
+    table = pa.Table.from_pandas(fake, preserve_index=False).select(TOKENS_CACHE_SCHEMA.names)
+    out = compute_token_stats(st, samples, TokenStatsSettings(), progress=False, known=table)
+    assert out.attrs["run"]["reused"] == 2 and out.attrs["run"]["computed"] == 2
+    assert all((x == -7.0).all() for x in out["logprob"][:2])  # the given rows, not recomputed
+    assert np.allclose(out["logprob"][3], ref["logprob"][3])
+
+
+def _targets():
+    return [EvalItem(id=f"e{i}", prompt=({"role": "user", "content": f"What is {i} + {2 * i + 3}?"},),
+                     gold=str(3 * i + 3)) for i in range(4)]
+
+
+def _curriculum(pool, st, **kw):
+    rescorer = DMCRescorer(_targets(), capability_size=2, target_size=None, attempt_budget=8)
+    return DMCCurriculumCallback(pool, rescore_every=3, probe_size=4, policy="argmax", rescore_fn=rescorer, seed=1,
+                                 student=st, initial_scores={"step": 0.9, "terse": 0.1, "mixed": 0.2}, **kw)
+
+
+def test_rescore_reads_the_trained_dataset_from_the_training_pass(tmp_path, tiny_student_factory, pool):
+    st = tiny_student_factory("chatml")
+    cur = _curriculum(pool, st)
+    train(st, None, TrainConfig(output_dir=str(tmp_path / "r"), steps=4, batch_size=4, bf16=False), callbacks=[cur])
+    e = cur.history[1]
+    assert e["step"] == 3 and e["event"] == "rescore"
+    # 3 steps x 4 rows drawn from "step" only: more distinct rows than its 4-sample probe
+    assert e["details"]["step"]["source"] == "training pass" and e["details"]["step"]["n_scored"] > 4
+    assert e["details"]["terse"]["source"] == "probe" and e["details"]["terse"]["n_scored"] == 4
+    assert e["timing"]["n_training_pass"] == e["details"]["step"]["n_scored"]
+    # without the training pass, every dataset is scored on its probe
+    st2 = tiny_student_factory("chatml")
+    off = _curriculum(pool, st2, train_pass=False)
+    train(st2, None, TrainConfig(output_dir=str(tmp_path / "p"), steps=4, batch_size=4, bf16=False), callbacks=[off])
+    assert off.history[1]["details"]["step"]["source"] == "probe" and off.history[1]["timing"]["n_training_pass"] == 0
+
+
+def _run(tmp_path, name, tiny_student_factory, pool, *, stop=None, resume=False):
+    st = tiny_student_factory("chatml")
+    cur = _curriculum(pool, st)
+    cfg = TrainConfig(output_dir=str(tmp_path / name), steps=8, batch_size=3, save_every=4, bf16=False,
+                      learning_rate=1e-2)
+    train(st, None, cfg, callbacks=[cur] + ([StopAtStep(stop)] if stop else []), resume_from_checkpoint=resume or None)
+    return cur
+
+
+def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_factory, pool):
+    full = _run(tmp_path, "full", tiny_student_factory, pool)
+    _run(tmp_path, "split", tiny_student_factory, pool, stop=4)
+    saved = tmp_path / "split" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE
+    assert saved.is_file()  # step 4 lies between the re-scores at 3 and 6: rows of step 4 are pending
+    resumed = _run(tmp_path, "split", tiny_student_factory, pool, resume=True)
+    key = [(e["step"], e["scores"], e.get("noise")) for e in full.history]
+    assert [(e["step"], e["scores"], e.get("noise")) for e in resumed.history] == key
+    assert full.history[2]["details"]["step"]["source"] == "training pass"
+    json.dumps(full.history)  # the log stays JSON
+    _run(tmp_path, "split2", tiny_student_factory, pool, stop=4)
+    (tmp_path / "split2" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="training pass"):
+        _run(tmp_path, "split2", tiny_student_factory, pool, resume=True)
