@@ -48,6 +48,10 @@ class CurriculumSettings:
                               "proportional).")
 
     def __post_init__(self) -> None:
+        for name in ("rescore_every", "attempt_budget"):  # "auto" or a number, which the CLI hands over as text
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().isdigit():
+                object.__setattr__(self, name, int(value))
         check(self)
         resolve_rescore_every(self.rescore_every, 1)
         make_policy(self.policy)
