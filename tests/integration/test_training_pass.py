@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dmc.curriculum import DMCCurriculumCallback, DMCRescorer
-from dmc.curriculum.callback import OBSERVED_FILE
+from dmc.curriculum.callback import OBSERVED_FILE, STATE_FILE
 from dmc.curriculum.observe import TrainingPassStats
 from dmc.data.schema import CandidateDataset, EvalItem, Sample
 from dmc.stats import TokenStatsSettings, compute_token_stats
@@ -45,6 +45,7 @@ def test_training_pass_rows_equal_the_engine_statistics(tiny_student_factory, po
     batch = collator(samples)
     out = st.model(**batch)
     out.loss.backward()  # an ordinary training step's forward
+    st.model(**batch)  # the same rows again: trained on before, so not held-out, not read
     with torch.no_grad():
         st.model.eval()
         st.model(**batch)  # not a training pass: ignored
@@ -81,22 +82,28 @@ def _targets():
                      gold=str(3 * i + 3)) for i in range(4)]
 
 
-def _curriculum(pool, st, **kw):
+def _curriculum(pool, st, policy="argmax", **kw):
     rescorer = DMCRescorer(_targets(), capability_size=2, target_size=None, attempt_budget=8)
-    return DMCCurriculumCallback(pool, rescore_every=3, probe_size=4, policy="argmax", rescore_fn=rescorer, seed=1,
+    return DMCCurriculumCallback(pool, rescore_every=3, probe_size=4, policy=policy, rescore_fn=rescorer, seed=1,
                                  student=st, initial_scores={"step": 0.9, "terse": 0.1, "mixed": 0.2}, **kw)
 
 
-def test_rescore_reads_the_trained_dataset_from_the_training_pass(tmp_path, tiny_student_factory, pool):
+def test_rescore_reads_the_trained_dataset_from_its_first_training_passes(tmp_path, tiny_student_factory, pool):
     st = tiny_student_factory("chatml")
-    cur = _curriculum(pool, st)
-    train(st, None, TrainConfig(output_dir=str(tmp_path / "r"), steps=4, batch_size=4, bf16=False), callbacks=[cur])
-    e = cur.history[1]
-    assert e["step"] == 3 and e["event"] == "rescore"
-    # 3 steps x 4 rows drawn from "step" only: more distinct rows than its 4-sample probe
-    assert e["details"]["step"]["source"] == "training pass" and e["details"]["step"]["n_scored"] > 4
-    assert e["details"]["terse"]["source"] == "probe" and e["details"]["terse"]["n_scored"] == 4
-    assert e["timing"]["n_training_pass"] == e["details"]["step"]["n_scored"]
+    cur = _curriculum(pool, st, policy="argmax:100")  # stays on "step" throughout
+    train(st, None, TrainConfig(output_dir=str(tmp_path / "r"), steps=7, batch_size=4, bf16=False), callbacks=[cur])
+    probe = {s.hash for s in cur.probes["step"]}
+    trained = {s.hash for s, lab in zip(cur.dataset.samples, cur.dataset.labels) if lab == 0} - probe
+    assert len(trained) == 12  # the probe (4 of 16 rows) is held out of training
+    e3, e6 = cur.history[1], cur.history[2]
+    assert (e3["step"], e6["step"]) == (3, 6)
+    # steps 1-3 draw 12 rows of "step": one epoch of the 12 trainable rows, each a first pass
+    assert e3["details"]["step"]["source"] == "training pass" and e3["details"]["step"]["n_scored"] == 12
+    assert e3["details"]["terse"]["source"] == "probe" and e3["details"]["terse"]["n_scored"] == 4
+    assert e3["timing"]["n_training_pass"] == 12
+    # steps 4-6 are the second epoch: trained on before, so the probe scores "step" again
+    assert e6["details"]["step"]["source"] == "probe" and e6["timing"]["n_training_pass"] == 0
+    assert cur.observer is not None and cur.observer.seen == trained
     # without the training pass, every dataset is scored on its probe
     st2 = tiny_student_factory("chatml")
     off = _curriculum(pool, st2, train_pass=False)
@@ -113,11 +120,15 @@ def _run(tmp_path, name, tiny_student_factory, pool, *, stop=None, resume=False)
     return cur
 
 
-def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_factory, pool):
+def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_factory):
+    # 36 trainable rows of "step": each interval of 3 steps x 3 rows brings 9 first passes
+    pool = [_dataset("step", 40, True), _dataset("terse", 12, False), _dataset("mixed", 8, True, offset=40)]
     full = _run(tmp_path, "full", tiny_student_factory, pool)
     _run(tmp_path, "split", tiny_student_factory, pool, stop=4)
     saved = tmp_path / "split" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE
     assert saved.is_file()  # step 4 lies between the re-scores at 3 and 6: rows of step 4 are pending
+    state = json.loads((saved.parent / STATE_FILE).read_text())
+    assert len(state["trained_rows"]) == 12  # 4 steps x 3 rows trained on, each once
     resumed = _run(tmp_path, "split", tiny_student_factory, pool, resume=True)
     key = [(e["step"], e["scores"], e.get("noise")) for e in full.history]
     assert [(e["step"], e["scores"], e.get("noise")) for e in resumed.history] == key

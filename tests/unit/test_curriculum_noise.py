@@ -69,6 +69,9 @@ def test_auto_rescore_interval_scales_with_the_run():
     assert CurriculumSettings().rescore_every == "auto"
     assert [resolve_rescore_every("auto", n) for n in (100, 240, 3, 1)] == [25, 60, 1, 1]
     assert CurriculumSettings(rescore_every=50).rescore_interval(1000) == 50
+    # the CLI and YAML strings hand numbers over as text
+    assert CurriculumSettings(rescore_every="40").rescore_every == 40
+    assert CurriculumSettings(attempt_budget="7").attempt_budget == 7
     for bad in (0, -3, "often", 2.5, True):
         with pytest.raises(ValueError, match="rescore_every"):
             CurriculumSettings(rescore_every=bad)
@@ -117,3 +120,23 @@ def test_e3_document_reports_the_rescores_noise():
     doc = e3_document({"dynamic-dmc": runs, "uniform": [{"seed": 0, "accuracy": 0.3}]}, steps=240)
     assert doc["strategies"]["dynamic-dmc"]["rescore_noise"] == pytest.approx(0.03)
     assert doc["strategies"]["uniform"]["rescore_noise"] is None
+
+
+def test_probes_are_held_out_of_training_unless_the_dataset_is_too_small():
+    from dmc.curriculum import DMCCurriculumCallback
+
+    def ds(name, n):
+        return CandidateDataset(name, [Sample(id=f"{name}{i}", prompt=({"role": "user", "content": f"{name} q{i}"},),
+                                              response=f"r{i}", gold="1", dataset=name) for i in range(n)])
+
+    pool = [ds("big", 20), ds("small", 6)]
+    cur = DMCCurriculumCallback(pool, probe_size=4, rescore_fn=lambda st, p: {"big": 0.5, "small": 0.4})
+    held = cur.held_out_rows()
+    probe_rows = [i for i, s in enumerate(cur.dataset.samples) if s in cur.probes["big"]]
+    assert sorted(held) == sorted(probe_rows) and len(held) == 4  # small: 4 of 6 rows would be over half
+    cur.schedule.set([0.5, 0.5], step=0)
+    sampler = cur.sampler(batch_size=8, num_batches=20, seed=0)
+    drawn = set(sampler)
+    assert not drawn & set(held) and len(drawn) == 22  # every other row is drawn
+    keep = DMCCurriculumCallback(pool, probe_size=4, holdout_probes=False, rescore_fn=lambda st, p: {})
+    assert keep.held_out_rows() == []

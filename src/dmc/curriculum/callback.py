@@ -137,14 +137,20 @@ class MixtureCurriculum(TrainerCallback):
         return Dataset.from_dict(rows)
 
     # -- sampler ----------------------------------------------------------------------------------
+    def held_out_rows(self) -> list[int]:
+        """Rows of the pool never trained on (none here; the dynamic curriculum holds out its probes)."""
+        return []
+
     def sampler(self, labels: Sequence[int] | None = None, *, batch_size: int, num_batches: int, seed: int) -> MixtureSampler:
-        """A sampler over rows labelled with dataset indices (default: this pool's own rows)."""
+        """A sampler over rows labelled with dataset indices (default: this pool's own rows), in the
+        pool's order, never drawing `held_out_rows()`."""
         return MixtureSampler(
             self.dataset.labels if labels is None else labels,
             self.schedule,
             batch_size=batch_size,
             num_batches=num_batches,
             seed=seed if self.seed is None else self.seed,
+            exclude=self.held_out_rows(),
         )
 
     def attach(self, trainer) -> None:
@@ -330,6 +336,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
         policy: str | MixturePolicy = CurriculumSettings.policy,
         switch_confidence: float = CurriculumSettings.switch_confidence,
         train_pass: bool = CurriculumSettings.train_pass,
+        holdout_probes: bool = CurriculumSettings.holdout_probes,
         rescore_fn: RescoreFn | None = None,
         student=None,
         target=None,
@@ -361,6 +368,26 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self.n_rescores = 0
         self.train_pass = train_pass
         self.observer: TrainingPassStats | None = None
+        self.holdout_probes = holdout_probes
+        self._held_out: list[int] | None = None
+
+    def held_out_rows(self) -> list[int]:
+        """With `holdout_probes`, the rows of each dataset's probe, never trained on, so that a
+        re-score measures every dataset on samples (and questions) the student was not trained on,
+        as on the untouched student; otherwise the dataset it trains on looks more aligned and
+        easier than the others by memorization alone. A dataset keeps its probe in training when
+        holding it out would leave less than half of its rows."""
+        if self._held_out is None:
+            out: list[int] = []
+            if self.holdout_probes and self.probe_size is not None:
+                for k, name in enumerate(self.names):
+                    probe = {s.hash for s in self.probes[name]}
+                    rows = [i for i, (lab, s) in enumerate(zip(self.dataset.labels, self.dataset.samples))
+                            if lab == k and s.hash in probe]
+                    if 2 * len(rows) <= sum(1 for lab in self.dataset.labels if lab == k):
+                        out.extend(rows)
+            self._held_out = out
+        return self._held_out
 
     @staticmethod
     def _choose_probes(pool: Sequence[CandidateDataset], size: int | None, seed: int) -> dict[str, list[Sample]]:
@@ -401,12 +428,13 @@ class DMCCurriculumCallback(MixtureCurriculum):
             self.observer.detach()
 
     def on_save(self, args, state, control, **kwargs):
-        super().on_save(args, state, control, **kwargs)
-        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.observer is None:
-            return
+            return super().on_save(args, state, control, **kwargs)
         # a resumed run re-scores from the same rows as an uninterrupted one (every rank's, under DDP)
         observed = _gathered(self.observer.observed)
+        self.observer.seen |= set(observed.rows)
+        super().on_save(args, state, control, **kwargs)
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if args.should_save and ckpt.is_dir():
             observed.write(ckpt / OBSERVED_FILE)
 
@@ -424,7 +452,9 @@ class DMCCurriculumCallback(MixtureCurriculum):
         """What the training pass saw since the last re-score, the same on every rank."""
         if self.observer is None:
             return None
-        return _gathered(self.observer.take())
+        observed = _gathered(self.observer.take())
+        self.observer.seen |= set(observed.rows)
+        return observed
 
     def rescore(self, model=None, processing_class=None) -> dict[str, float]:
         """Score every candidate dataset's probe with the current weights; returns {dataset: score}."""
@@ -497,6 +527,10 @@ class DMCCurriculumCallback(MixtureCurriculum):
                            state.max_steps)
         return super().on_train_begin(args, state, control, **kwargs)
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.observer is not None:
+            self.observer.step = state.global_step  # the step whose forward passes come next
+
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
         if self.rescore_every and step % self.rescore_every == 0 and step < state.max_steps:
@@ -507,6 +541,8 @@ class DMCCurriculumCallback(MixtureCurriculum):
         d["policy"] = {"name": self.policy.name, **self.policy.state_dict()}
         d["rescore_seconds"] = self.rescore_seconds
         d["n_rescores"] = self.n_rescores
+        if self.observer is not None:
+            d["trained_rows"] = sorted(self.observer.seen)  # samples trained on: their later passes are not held-out
         return d
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -516,4 +552,6 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self.policy.load_state_dict(state["policy"])
         self.rescore_seconds = float(state.get("rescore_seconds", 0.0))
         self.n_rescores = int(state.get("n_rescores", 0))
+        if self.observer is not None:
+            self.observer.seen = set(state.get("trained_rows") or [])
 

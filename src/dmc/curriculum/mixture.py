@@ -165,6 +165,7 @@ class PoolDataset(SampleDataset):
 
 class MixtureSampler(Sampler[int]):
     """Yields `num_batches * batch_size` row indices; batch `b` follows the schedule's mixture at `b`.
+    Rows in `exclude` are never drawn (the dynamic curriculum's held-out probes).
 
     Within a dataset, rows come from seeded permutations indexed by the global row slot, so a
     dataset that is selected for a long stretch is walked through without repeats (epoch-like),
@@ -179,6 +180,7 @@ class MixtureSampler(Sampler[int]):
         batch_size: int,
         num_batches: int,
         seed: int,
+        exclude: Sequence[int] = (),
     ):
         if batch_size < 1 or num_batches < 1:
             raise ValueError(f"batch_size ({batch_size}) and num_batches ({num_batches}) must be >= 1")
@@ -190,7 +192,9 @@ class MixtureSampler(Sampler[int]):
         self.labels = np.asarray(labels, dtype=np.int64)
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= n):
             raise ValueError(f"row labels must lie in [0, {n}) for datasets {schedule.names}")
-        self.rows: list[np.ndarray] = [np.flatnonzero(self.labels == k) for k in range(n)]
+        drawable = np.ones(len(self.labels), dtype=bool)
+        drawable[np.asarray(list(exclude), dtype=np.int64)] = False  # rows held out of training (probes)
+        self.rows: list[np.ndarray] = [np.flatnonzero((self.labels == k) & drawable) for k in range(n)]
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def __len__(self) -> int:

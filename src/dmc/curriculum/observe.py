@@ -6,8 +6,10 @@ the collator can name (`collator.lookup(input_ids) -> (sample, encoding)`, as `S
 keeps the row of the **tokens** table the statistics engine would compute for that sample:
 log-probability, rank and entropy of each response token (dmc.stats.core.stats_from_logits, the
 engine's own reduction), its token ids and character offsets. The curriculum's re-scorer then
-scores a dataset being trained on from these rows (every distinct row trained on since the last
-re-score, hundreds where a probe has 16) instead of its probe, at no extra forward pass.
+scores a dataset being trained on from these rows (every row trained on for the first time since
+the last re-score: hundreds where a probe has 16, in the one-pass regime of large pools) instead of
+its probe, at no extra forward pass. Only a sample's first training pass counts: it precedes any
+update on that sample, so it is as held-out as a probe; a later pass measures memorization.
 
 Differences from a probe's statistics, by construction: each row is scored with the weights of the
 step it was trained in (up to one re-score interval old), and in training mode (dropout as
@@ -45,6 +47,7 @@ class Observed:
     samples: dict[str, dict[str, Sample]] = field(default_factory=dict)  # dataset -> sample hash -> sample
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # sample hash -> tokens-cache row
     lengths: dict[str, int] = field(default_factory=dict)  # sample hash -> input tokens
+    steps: dict[str, int] = field(default_factory=dict)  # sample hash -> optimizer step of the pass
 
     def count(self, dataset: str) -> int:
         return len(self.samples.get(dataset, {}))
@@ -60,6 +63,7 @@ class Observed:
         hashes = t["sample_hash"].to_pylist()
         t = t.append_column("dataset", pa.array([owner[h] for h in hashes], pa.string()))
         t = t.append_column("input_length", pa.array([self.lengths[h] for h in hashes], pa.int64()))
+        t = t.append_column("step", pa.array([self.steps[h] for h in hashes], pa.int64()))
         atomic_write(path, lambda tmp: pq.write_table(t, tmp))
 
     @classmethod
@@ -67,22 +71,28 @@ class Observed:
         """Load what `write` saved; `samples` maps (dataset, sample hash) to the pool's samples."""
         t = pq.read_table(path)
         out = cls()
-        datasets, lengths = t["dataset"].to_pylist(), t["input_length"].to_pylist()
+        datasets, lengths, steps = t["dataset"].to_pylist(), t["input_length"].to_pylist(), t["step"].to_pylist()
         rows = t.select(TOKENS_CACHE_SCHEMA.names).cast(TOKENS_CACHE_SCHEMA).to_pylist()
-        for d, n, row in zip(datasets, lengths, rows):
+        for d, n, step, row in zip(datasets, lengths, steps, rows):
             h = row["sample_hash"]
             if (d, h) not in samples:
                 raise ValueError(f"{path}: sample {h} of dataset {d!r} is not in this run's pool")
             out.samples.setdefault(d, {})[h] = samples[(d, h)]
             out.rows[h] = row
             out.lengths[h] = int(n)
+            out.steps[h] = int(step)
         return out
 
     def merge(self, other: "Observed") -> None:
+        """Add `other`'s rows; a sample both hold keeps its earliest pass (the one before it was trained on)."""
         for d, by_hash in other.samples.items():
-            self.samples.setdefault(d, {}).update(by_hash)
-        self.rows.update(other.rows)
-        self.lengths.update(other.lengths)
+            for h, s in by_hash.items():
+                if h in self.rows and self.steps[h] <= other.steps[h]:
+                    continue
+                self.samples.setdefault(d, {})[h] = s
+                self.rows[h] = other.rows[h]
+                self.lengths[h] = other.lengths[h]
+                self.steps[h] = other.steps[h]
 
 
 class TrainingPassStats:
@@ -90,12 +100,18 @@ class TrainingPassStats:
 
     `lookup(input_ids) -> (sample, encoding) | None` names a row (the collator's `lookup`). Only
     forward passes in training mode with gradients on are read (evaluation and re-scoring passes
-    are not training passes). `take()` returns what was collected and starts afresh.
+    are not training passes), and only a sample's first training pass: it comes before any update
+    on that sample, so it measures the student on a sample it was not trained on, like a probe;
+    later passes (the next epochs) would measure memorization. `seen` holds every sample trained
+    on so far; `step` is the optimizer step whose passes come next (set by the curriculum).
+    `take()` returns what was collected and starts afresh.
     """
 
     def __init__(self, lookup: Lookup):
         self.lookup = lookup
         self.observed = Observed()
+        self.seen: set[str] = set()
+        self.step = 0
         self._handle: Any = None
 
     def attach(self, model: torch.nn.Module) -> None:
@@ -128,6 +144,8 @@ class TrainingPassStats:
                 if hit is None:
                     continue
                 sample, enc = hit
+                if sample.hash in self.seen or sample.hash in self.observed.rows:
+                    continue  # trained on before: this pass is not held-out
                 a, b = int(enc.response_start), int(enc.response_end)
                 if enc.truncated or b <= a or a < 1 or len(enc.input_ids) != int(n):
                     continue
@@ -142,4 +160,5 @@ class TrainingPassStats:
                 }
                 self.observed.samples.setdefault(sample.dataset, {})[sample.hash] = sample
                 self.observed.lengths[sample.hash] = int(n)
+                self.observed.steps[sample.hash] = self.step
 

@@ -39,6 +39,9 @@ class CurriculumSettings:
     train_pass: bool = setting(True, "dynamic-dmc: re-score a dataset being trained on from the rows it was trained "
                                "on since the last re-score, read from the training forward pass (free, and many more "
                                "rows than a probe), instead of its probe (--no-train-pass: probes only).")
+    holdout_probes: bool = setting(True, "dynamic-dmc: never train on the probes, so every re-score measures the "
+                                   "student on samples it was not trained on (a dataset keeps its probe when that "
+                                   "would hold out over half of it).")
     capability_size: int | None = setting(8, "dynamic-dmc: probe questions per dataset re-attempted per re-score "
                                           "(C_D).", min=1)
     target_size: int | None = setting(32, "dynamic-dmc: target questions re-attempted per re-score (C_T).", min=1)

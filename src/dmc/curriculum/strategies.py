@@ -41,8 +41,9 @@ STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dyna
 # Bumped when a strategy's behaviour changes, so cached runs made with the old behaviour are not reused
 # (2: dynamic-dmc takes its first mixture from the full initial scores; 3: probes and attempted
 # questions drawn by the one seeded ordering of dmc.stats.subsample;
-# 4: re-scores carry bootstrap standard errors and argmax switches only beyond them).
-STRATEGY_REVISIONS = {"dynamic-dmc": 4}
+# 4: re-scores carry bootstrap standard errors and argmax switches only beyond them; 5: probes held
+# out of training, training-pass rows from first passes only).
+STRATEGY_REVISIONS = {"dynamic-dmc": 5}
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
@@ -175,7 +176,7 @@ def build_curriculum(
         info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
         cb = DMCCurriculumCallback(pool, rescore_every=settings.rescore_every, probe_size=settings.probe_size,
                                    policy=settings.policy, switch_confidence=settings.switch_confidence,
-                                   train_pass=settings.train_pass,
+                                   train_pass=settings.train_pass, holdout_probes=settings.holdout_probes,
                                    rescore_fn=rescorer, seed=seed, initial_scores=initial)
         return cb, info
     metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
