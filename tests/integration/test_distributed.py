@@ -51,7 +51,7 @@ def _args(lab: Path, out: Path, batch_size: int, *extra: str) -> list[str]:
     return ["distill", *(str(lab / "pool" / f"{n}.jsonl") for n in POOL), "--student", "lab-small",
             "--eval", str(lab / "eval.jsonl"), "--out", str(out), "--cache", str(out.parent / f"{out.name}-cache"),
             "--strategy", "dynamic-dmc", "--policy", "softmax:0.05", "--steps", "6", "--batch-size", str(batch_size),
-            "--lr", "3e-4", "--rescore-every", "2", "--probe-size", "6", "--capability-size", "4",
+            "--lr", "3e-4", "--rescore-every", "2", "--probe-size", "2", "--capability-size", "4",
             "--target-size", "4", "--max-samples", "16", "--eval-max-new-tokens", "48",
             "--attempt-max-new-tokens", "48", "--bf16", "false", "--verifier", "normalized", *extra]
 
@@ -105,6 +105,11 @@ def test_torchrun_two_processes_equal_one_process_at_the_same_global_batch(lab, 
     assert out.count("final evaluation") == 1  # rank 0 reports
     a, b = _results(one), _results(two)
     _same(a, b, tol=1e-4)
+    # with 2-sample probes, datasets trained on are re-scored from their first training passes, which
+    # the two ranks read from their halves of each batch and gather
+    sources = [v.get("source") for d in a["decisions"] for v in (d.get("details") or {}).values()]
+    assert "training pass" in sources and "probe" in sources
+    assert [v.get("source") for d in b["decisions"] for v in (d.get("details") or {}).values()] == sources
     mix = [d["mixture"] for d in a["decisions"]]
     assert any(0.01 < w < 0.99 for m in mix for w in m.values()), f"the mixtures should be mixed: {mix}"
     assert sum(v > 0 for v in a["rows_drawn"].values()) >= 2
