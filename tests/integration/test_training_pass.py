@@ -97,8 +97,10 @@ def test_rescore_reads_the_trained_dataset_from_its_first_training_passes(tmp_pa
     assert len(trained) == 12  # the probe (4 of 16 rows) is held out of training
     e3, e6 = cur.history[1], cur.history[2]
     assert (e3["step"], e6["step"]) == (3, 6)
-    # steps 1-3 draw 12 rows of "step": one epoch of the 12 trainable rows, each a first pass
-    assert e3["details"]["step"]["source"] == "training pass" and e3["details"]["step"]["n_scored"] == 12
+    # steps 1-3 draw 12 rows of "step": one epoch of the 12 trainable rows, each a first pass; they
+    # join the probe, whose held-out questions give C_D (so the dataset is scored, not NaN)
+    assert e3["details"]["step"]["source"] == "probe + training pass" and e3["details"]["step"]["n_scored"] == 16
+    assert e3["scores"]["step"] is not None and e3["details"]["step"]["C_D"] is not None
     assert e3["details"]["terse"]["source"] == "probe" and e3["details"]["terse"]["n_scored"] == 4
     assert e3["timing"]["n_training_pass"] == 12
     # steps 4-6 are the second epoch: trained on before, so the probe scores "step" again
@@ -132,7 +134,8 @@ def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_fact
     resumed = _run(tmp_path, "split", tiny_student_factory, pool, resume=True)
     key = [(e["step"], e["scores"], e.get("noise")) for e in full.history]
     assert [(e["step"], e["scores"], e.get("noise")) for e in resumed.history] == key
-    assert full.history[2]["details"]["step"]["source"] == "training pass"
+    assert full.history[2]["details"]["step"]["source"] == "probe + training pass"
+    assert all(e["scores"]["step"] is not None for e in full.history)
     json.dumps(full.history)  # the log stays JSON
     _run(tmp_path, "split2", tiny_student_factory, pool, stop=4)
     (tmp_path / "split2" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE).unlink()

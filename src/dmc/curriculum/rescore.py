@@ -160,18 +160,21 @@ class DMCRescorer:
 
     def scored_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
                        observed: Observed | None) -> tuple[dict[str, list[Sample]], dict[str, str]]:
-        """The samples each dataset is scored on, and where they come from: the rows the training
-        pass saw since the last re-score when there are at least as many of them as the probe has
-        (and the statistics engine would encode them alike), else the probe."""
+        """The samples each dataset is scored on, and where they come from: its probe, plus, when
+        the training pass saw at least as many of its rows (first passes, which the statistics
+        engine would encode alike) since the last re-score, those rows. The probe stays in either
+        case: its questions are the ones attempted, so C_D is measured on held-out questions."""
         chosen: dict[str, list[Sample]] = {}
         source: dict[str, str] = {}
         tokens = settings.token_settings
         limit = max_length_for(student, tokens)
         for name, probe in probes.items():
             seen = observed.samples.get(name, {}) if observed is not None and tokens.turns == "last" else {}
-            usable = [s for h, s in seen.items() if observed is not None and observed.lengths[h] <= limit]
+            in_probe = {s.hash for s in probe}
+            usable = [s for h, s in seen.items()
+                      if observed is not None and observed.lengths[h] <= limit and h not in in_probe]
             if usable and len(usable) >= len(probe):
-                chosen[name], source[name] = usable, "training pass"
+                chosen[name], source[name] = list(probe) + usable, "probe + training pass"
             else:
                 chosen[name], source[name] = list(probe), "probe"
         return chosen, source
@@ -183,7 +186,8 @@ class DMCRescorer:
         pool = [CandidateDataset(name, [_named(s, name) for s in samples]) for name, samples in chosen.items()]
         samples = [s for d in pool for s in d.samples]
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
-        from_training = {s.hash for d in pool if source[d.name] == "training pass" for s in d.samples}
+        probe_hashes = {s.hash for p in probes.values() for s in p}
+        from_training = {s.hash for d in pool if source[d.name] != "probe" for s in d.samples} - probe_hashes
         known = observed.table(from_training) if observed is not None and from_training else None
         tables = rescore_tables(student, samples, questions, settings, known)
         report = report_tables(pool, student, settings, tables, targets=self.target)

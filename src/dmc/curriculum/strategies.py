@@ -42,8 +42,9 @@ STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dyna
 # (2: dynamic-dmc takes its first mixture from the full initial scores; 3: probes and attempted
 # questions drawn by the one seeded ordering of dmc.stats.subsample;
 # 4: re-scores carry bootstrap standard errors and argmax switches only beyond them; 5: probes held
-# out of training, training-pass rows from first passes only).
-STRATEGY_REVISIONS = {"dynamic-dmc": 5}
+# out of training, training-pass rows from first passes only; 6: a dataset read from the training
+# pass keeps its probe, whose held-out questions give C_D).
+STRATEGY_REVISIONS = {"dynamic-dmc": 6}
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
