@@ -141,3 +141,25 @@ def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_fact
     (tmp_path / "split2" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="training pass"):
         _run(tmp_path, "split2", tiny_student_factory, pool, resume=True)
+
+
+def test_observed_merge_keeps_the_earliest_pass_and_survives_parquet(tmp_path, tiny_student_factory, pool):
+    st = tiny_student_factory("chatml")
+    collator = SFTCollator(st, 256)
+    first, second = TrainingPassStats(collator.lookup), TrainingPassStats(collator.lookup)
+    st.model.train()
+    batch = collator(pool[0].samples[:3])
+    for obs, step in ((first, 5), (second, 2)):  # the same rows, read at two steps (two ranks)
+        obs.step = step
+        obs.attach(st.model)
+        st.model(**batch)
+        obs.detach()
+    a, b = first.take(), second.take()
+    a.merge(b)
+    assert set(a.steps.values()) == {2}  # every row from the earlier pass
+    a.write(tmp_path / "o.parquet")
+    back = type(a).read(tmp_path / "o.parquet", {("step", s.hash): s for s in pool[0].samples})
+    assert back.steps == a.steps and back.lengths == a.lengths and back.count("step") == 3
+    assert back.table().equals(a.table())
+    with pytest.raises(ValueError, match="not in this run's pool"):
+        type(a).read(tmp_path / "o.parquet", {})
