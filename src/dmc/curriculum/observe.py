@@ -137,28 +137,38 @@ class TrainingPassStats:
         mask = kwargs.get("attention_mask")
         lengths = (mask.sum(1) if mask is not None else torch.full((ids.shape[0],), ids.shape[1])).tolist()
         ids_cpu = ids.detach().cpu()
+        picked: list[tuple[int, int, int, int, Sample, Any]] = []  # (row, a, b, length, sample, encoding)
+        for i, n in enumerate(int(x) for x in lengths):
+            hit = self.lookup(ids_cpu[i, :n].numpy())
+            if hit is None:
+                continue
+            sample, enc = hit
+            if sample.hash in self.seen or sample.hash in self.observed.rows:
+                continue  # trained on before: this pass is not held-out
+            a, b = int(enc.response_start), int(enc.response_end)
+            if not enc.truncated and 1 <= a < b and len(enc.input_ids) == n:
+                picked.append((i, a, b, n, sample, enc))
+        if not picked:
+            return
+        # one reduction over every picked response token of the batch (the engine's own)
+        rows = torch.cat([torch.full((b - a,), i, dtype=torch.long) for i, a, b, *_ in picked]).to(logits.device)
+        cols = torch.cat([torch.arange(a - 1, b - 1) for _, a, b, *_ in picked]).to(logits.device)
         with torch.no_grad():
-            for i, n in enumerate(lengths):
-                row_ids = ids_cpu[i, : int(n)]
-                hit = self.lookup(row_ids.numpy())
-                if hit is None:
-                    continue
-                sample, enc = hit
-                if sample.hash in self.seen or sample.hash in self.observed.rows:
-                    continue  # trained on before: this pass is not held-out
-                a, b = int(enc.response_start), int(enc.response_end)
-                if enc.truncated or b <= a or a < 1 or len(enc.input_ids) != int(n):
-                    continue
-                lp, rk, en = stats_from_logits(logits[i, a - 1 : b - 1].detach().float(), ids[i, a:b])
-                offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)
-                self.observed.rows[sample.hash] = {
-                    "sample_hash": sample.hash, "question_hash": sample.question_hash, "n_tokens": b - a,
-                    "truncated": False, "token_ids": row_ids[a:b].numpy().astype(np.int32),
-                    "logprob": lp.cpu().numpy().astype(np.float32), "rank": rk.cpu().numpy().astype(np.int32),
-                    "entropy": en.cpu().numpy().astype(np.float32),
-                    "char_start": offs[:, 0], "char_end": offs[:, 1], **_NO_PREV,
-                }
-                self.observed.samples.setdefault(sample.dataset, {})[sample.hash] = sample
-                self.observed.lengths[sample.hash] = int(n)
-                self.observed.steps[sample.hash] = self.step
+            lp, rk, en = (x.cpu().numpy() for x in stats_from_logits(logits[rows, cols].detach().float(),
+                                                                      ids[rows, cols + 1]))
+        start = 0
+        for i, a, b, n, sample, enc in picked:
+            sl = slice(start, start + b - a)
+            start += b - a
+            offs = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)
+            self.observed.rows[sample.hash] = {
+                "sample_hash": sample.hash, "question_hash": sample.question_hash, "n_tokens": b - a,
+                "truncated": False, "token_ids": ids_cpu[i, a:b].numpy().astype(np.int32),
+                "logprob": lp[sl].astype(np.float32), "rank": rk[sl].astype(np.int32),
+                "entropy": en[sl].astype(np.float32),
+                "char_start": offs[:, 0], "char_end": offs[:, 1], **_NO_PREV,
+            }
+            self.observed.samples.setdefault(sample.dataset, {})[sample.hash] = sample
+            self.observed.lengths[sample.hash] = n
+            self.observed.steps[sample.hash] = self.step
 
