@@ -163,3 +163,20 @@ def test_observed_merge_keeps_the_earliest_pass_and_survives_parquet(tmp_path, t
     assert back.table().equals(a.table())
     with pytest.raises(ValueError, match="not in this run's pool"):
         type(a).read(tmp_path / "o.parquet", {})
+
+
+def test_rescore_tables_take_the_known_rows_as_given(tiny_student_factory, pool):
+    from dmc.curriculum.rescore import rescore_settings, rescore_tables
+    from dmc.scoring import ScoringSettings
+
+    st = tiny_student_factory("chatml")
+    samples = pool[0].samples[:4]
+    ref = compute_token_stats(st, samples, TokenStatsSettings(), progress=False)
+    fake = ref.iloc[:2].drop(columns=["dataset", "sample_id"]).copy()
+    fake["logprob"] = [np.full(len(x), -7.0, np.float32) for x in fake["logprob"]]
+    known = pa.Table.from_pandas(fake, preserve_index=False).select(TOKENS_CACHE_SCHEMA.names)
+    settings = rescore_settings(ScoringSettings(), "cpu")
+    t = rescore_tables(st, samples, samples[:1], settings, known)
+    got = t.tokens.set_index("sample_hash")
+    assert all((got.loc[h, "logprob"] == -7.0).all() for h in fake["sample_hash"])  # not recomputed
+    assert np.allclose(got.loc[samples[3].hash, "logprob"], ref["logprob"][3], atol=1e-4)

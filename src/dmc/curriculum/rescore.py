@@ -92,7 +92,7 @@ def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sampl
     rank gathers all blocks, in rank order: the rows a single process computes, in its order."""
     rank, world = distributed_world()
     if world == 1 or not dist.is_initialized():
-        return compute_tables(student, samples, settings, questions=questions, cache=None)
+        return compute_tables(student, samples, settings, questions=questions, cache=None, known_tokens=known)
     unique: dict[str, Sample | EvalItem] = {}
     for q in questions:
         unique.setdefault(question_hash(q), q)
@@ -171,7 +171,8 @@ class DMCRescorer:
         for name, probe in probes.items():
             seen = observed.samples.get(name, {}) if observed is not None and tokens.turns == "last" else {}
             in_probe = {s.hash for s in probe}
-            usable = [s for h, s in seen.items()
+            # in a fixed order (pass step, then hash), whichever rank saw them: the bootstrap resamples by position
+            usable = [seen[h] for h in sorted(seen, key=lambda h: (observed.steps[h], h))
                       if observed is not None and observed.lengths[h] <= limit and h not in in_probe]
             if usable and len(usable) >= len(probe):
                 chosen[name], source[name] = list(probe) + usable, "probe + training pass"

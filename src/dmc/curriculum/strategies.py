@@ -43,8 +43,9 @@ STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dyna
 # questions drawn by the one seeded ordering of dmc.stats.subsample;
 # 4: re-scores carry bootstrap standard errors and argmax switches only beyond them; 5: probes held
 # out of training, training-pass rows from first passes only; 6: a dataset read from the training
-# pass keeps its probe, whose held-out questions give C_D).
-STRATEGY_REVISIONS = {"dynamic-dmc": 6}
+# pass keeps its probe, whose held-out questions give C_D; 7: a single process scores the training
+# pass's rows as read, not recomputed with the current weights).
+STRATEGY_REVISIONS = {"dynamic-dmc": 7}
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
