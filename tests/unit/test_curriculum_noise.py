@@ -140,3 +140,14 @@ def test_probes_are_held_out_of_training_unless_the_dataset_is_too_small():
     assert not drawn & set(held) and len(drawn) == 22  # every other row is drawn
     keep = DMCCurriculumCallback(pool, probe_size=4, holdout_probes=False, rescore_fn=lambda st, p: {})
     assert keep.held_out_rows() == []
+
+
+def test_only_dynamic_dmc_is_keyed_by_the_re_scoring_settings():
+    from dmc.curriculum.strategies import curriculum_key
+
+    base, other = CurriculumSettings(), CurriculumSettings(switch_confidence=0.5, probe_size=32, mix_policy="proportional")
+    for strategy in ("uniform", "static-dmc", "static:rsr", "schedule:a,b@0.5", "random-dataset"):
+        assert curriculum_key(strategy, base) == curriculum_key(strategy, other) == {}
+    assert curriculum_key("static-dmc-mix", base) != curriculum_key("static-dmc-mix", other)
+    assert curriculum_key("dynamic-dmc", base) != curriculum_key("dynamic-dmc", other)
+    assert curriculum_key("dynamic-dmc", base)["switch_confidence"] == 0.9
