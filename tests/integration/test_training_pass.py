@@ -82,9 +82,9 @@ def _targets():
                      gold=str(3 * i + 3)) for i in range(4)]
 
 
-def _curriculum(pool, st, policy="argmax", **kw):
+def _curriculum(pool, st, policy="argmax", rescore_every=3, **kw):
     rescorer = DMCRescorer(_targets(), capability_size=2, target_size=None, attempt_budget=8)
-    return DMCCurriculumCallback(pool, rescore_every=3, probe_size=4, policy=policy, rescore_fn=rescorer, seed=1,
+    return DMCCurriculumCallback(pool, rescore_every=rescore_every, probe_size=4, policy=policy, rescore_fn=rescorer, seed=1,
                                  student=st, initial_scores={"step": 0.9, "terse": 0.1, "mixed": 0.2}, **kw)
 
 
@@ -97,15 +97,16 @@ def test_rescore_reads_the_trained_dataset_from_its_first_training_passes(tmp_pa
     assert len(trained) == 12  # the probe (4 of 16 rows) is held out of training
     e3, e6 = cur.history[1], cur.history[2]
     assert (e3["step"], e6["step"]) == (3, 6)
-    # steps 1-3 draw 12 rows of "step": one epoch of the 12 trainable rows, each a first pass; they
-    # join the probe, whose held-out questions give C_D (so the dataset is scored, not NaN)
-    assert e3["details"]["step"]["source"] == "probe + training pass" and e3["details"]["step"]["n_scored"] == 16
+    # steps 1-3 draw 12 rows of "step": one epoch of the 12 trainable rows, each a first pass; the 4
+    # read in the last half interval (step 3; the older ones measured an older student) join the
+    # probe, whose held-out questions give C_D (so the dataset is scored, not NaN)
+    assert e3["details"]["step"]["source"] == "probe + training pass" and e3["details"]["step"]["n_scored"] == 8
     assert e3["scores"]["step"] is not None and e3["details"]["step"]["C_D"] is not None
     assert e3["details"]["terse"]["source"] == "probe" and e3["details"]["terse"]["n_scored"] == 4
-    assert e3["timing"]["n_training_pass"] == 12
+    assert e3["timing"]["n_training_pass"] == 4
     # steps 4-6 are the second epoch: trained on before, so the probe scores "step" again
     assert e6["details"]["step"]["source"] == "probe" and e6["timing"]["n_training_pass"] == 0
-    assert cur.observer is not None and cur.observer.seen == trained
+    assert cur.observer is not None and cur.observer.seen == trained  # all 12 count as trained on
     # without the training pass, every dataset is scored on its probe
     st2 = tiny_student_factory("chatml")
     off = _curriculum(pool, st2, train_pass=False)
@@ -115,30 +116,33 @@ def test_rescore_reads_the_trained_dataset_from_its_first_training_passes(tmp_pa
 
 def _run(tmp_path, name, tiny_student_factory, pool, *, stop=None, resume=False):
     st = tiny_student_factory("chatml")
-    cur = _curriculum(pool, st)
-    cfg = TrainConfig(output_dir=str(tmp_path / name), steps=8, batch_size=3, save_every=4, bf16=False,
+    cur = _curriculum(pool, st, rescore_every=4)
+    cfg = TrainConfig(output_dir=str(tmp_path / name), steps=10, batch_size=3, save_every=7, bf16=False,
                       learning_rate=1e-2)
     train(st, None, cfg, callbacks=[cur] + ([StopAtStep(stop)] if stop else []), resume_from_checkpoint=resume or None)
     return cur
 
 
 def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_factory):
-    # 36 trainable rows of "step": each interval of 3 steps x 3 rows brings 9 first passes
+    # 36 trainable rows of "step", 3 per step, all first passes; re-scores at 4 and 8 read the rows of
+    # the last half interval (steps 3-4, 7-8), so the one at 8 needs step 7's rows from the checkpoint
     pool = [_dataset("step", 40, True), _dataset("terse", 12, False), _dataset("mixed", 8, True, offset=40)]
     full = _run(tmp_path, "full", tiny_student_factory, pool)
-    _run(tmp_path, "split", tiny_student_factory, pool, stop=4)
-    saved = tmp_path / "split" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE
-    assert saved.is_file()  # step 4 lies between the re-scores at 3 and 6: rows of step 4 are pending
+    _run(tmp_path, "split", tiny_student_factory, pool, stop=7)
+    saved = tmp_path / "split" / "checkpoints" / "checkpoint-7" / OBSERVED_FILE
+    assert saved.is_file()
     state = json.loads((saved.parent / STATE_FILE).read_text())
-    assert len(state["trained_rows"]) == 12  # 4 steps x 3 rows trained on, each once
+    assert len(state["trained_rows"]) == 21  # 7 steps x 3 rows trained on, each once
     resumed = _run(tmp_path, "split", tiny_student_factory, pool, resume=True)
-    key = [(e["step"], e["scores"], e.get("noise")) for e in full.history]
-    assert [(e["step"], e["scores"], e.get("noise")) for e in resumed.history] == key
+    key = [(e["step"], e["scores"], e.get("noise"), e.get("details")) for e in full.history]
+    assert [(e["step"], e["scores"], e.get("noise"), e.get("details")) for e in resumed.history] == key
+    assert [e["step"] for e in full.history] == [0, 4, 8]
     assert full.history[2]["details"]["step"]["source"] == "probe + training pass"
+    assert full.history[2]["timing"]["n_training_pass"] == 6  # steps 7 (from the checkpoint) and 8
     assert all(e["scores"]["step"] is not None for e in full.history)
     json.dumps(full.history)  # the log stays JSON
-    _run(tmp_path, "split2", tiny_student_factory, pool, stop=4)
-    (tmp_path / "split2" / "checkpoints" / "checkpoint-4" / OBSERVED_FILE).unlink()
+    _run(tmp_path, "split2", tiny_student_factory, pool, stop=7)
+    (tmp_path / "split2" / "checkpoints" / "checkpoint-7" / OBSERVED_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="training pass"):
         _run(tmp_path, "split2", tiny_student_factory, pool, resume=True)
 

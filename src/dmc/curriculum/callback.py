@@ -448,18 +448,22 @@ class DMCCurriculumCallback(MixtureCurriculum):
         by_key = {(self.names[k], s.hash): s for s, k in zip(self.dataset.samples, self.dataset.labels)}
         self.observer.observed = Observed.read(path, by_key)
 
-    def _observed(self) -> Observed | None:
-        """What the training pass saw since the last re-score, the same on every rank."""
+    def _observed(self, step: int) -> Observed | None:
+        """What the training pass saw in the last half re-score interval before `step`, the same on
+        every rank. Older passes measured an older student (in the multi-epoch regime of small
+        pools they all fall at the start of the interval), so they are left out; they still count
+        as trained on."""
         if self.observer is None:
             return None
         observed = _gathered(self.observer.take())
         self.observer.seen |= set(observed.rows)
-        return observed
+        return observed.since(step - max(1, (self.rescore_every or 1) // 2))
 
-    def rescore(self, model=None, processing_class=None) -> dict[str, float]:
-        """Score every candidate dataset's probe with the current weights; returns {dataset: score}."""
+    def rescore(self, model=None, processing_class=None, step: int = 0) -> dict[str, float]:
+        """Score every candidate dataset's probe with the current weights (at optimizer step `step`);
+        returns {dataset: score}."""
         fn = self._resolve_rescore_fn()
-        observed = self._observed()
+        observed = self._observed(step)
         student = self._student_for(model, processing_class)
         net = student.model
         was_training = net.training
@@ -486,7 +490,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
         t0 = time.perf_counter()
         given = scores is not None
         scores = ({n: _float_or_nan(scores[n]) for n in self.names} if given
-                  else self.rescore(model, processing_class))
+                  else self.rescore(model, processing_class, step))
         details = {} if given else (getattr(self.rescore_fn, "last_details", None) or {})
         noise = {n: _float_or_nan((details.get(n) or {}).get("dmc_se")) for n in self.names}
         decision = self.policy.decide(self.names, scores, self.schedule.current, noise=noise)

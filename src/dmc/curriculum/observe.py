@@ -6,9 +6,9 @@ the collator can name (`collator.lookup(input_ids) -> (sample, encoding)`, as `S
 keeps the row of the **tokens** table the statistics engine would compute for that sample:
 log-probability, rank and entropy of each response token (dmc.stats.core.stats_from_logits, the
 engine's own reduction), its token ids and character offsets. The curriculum's re-scorer then
-scores a dataset being trained on from these rows (every row trained on for the first time since
-the last re-score: hundreds where a probe has 16, in the one-pass regime of large pools) instead of
-its probe, at no extra forward pass. Only a sample's first training pass counts: it precedes any
+scores a dataset being trained on from these rows besides its probe (every row trained on for the
+first time in the last half re-score interval: hundreds where a probe has 16, in the one-pass
+regime of large pools), at no extra forward pass. Only a sample's first training pass counts: it precedes any
 update on that sample, so it is as held-out as a probe; a later pass measures memorization.
 
 Differences from a probe's statistics, by construction: each row is scored with the weights of the
@@ -81,6 +81,16 @@ class Observed:
             out.rows[h] = row
             out.lengths[h] = int(n)
             out.steps[h] = int(step)
+        return out
+
+    def since(self, step: int) -> "Observed":
+        """The rows read at optimizer step `step` or later."""
+        out = Observed()
+        for d, by_hash in self.samples.items():
+            for h, s in by_hash.items():
+                if self.steps[h] >= step:
+                    out.samples.setdefault(d, {})[h] = s
+                    out.rows[h], out.lengths[h], out.steps[h] = self.rows[h], self.lengths[h], self.steps[h]
         return out
 
     def merge(self, other: "Observed") -> None:

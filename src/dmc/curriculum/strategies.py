@@ -44,8 +44,9 @@ STRATEGIES = ("uniform", "random-dataset", "static-dmc", "static-dmc-mix", "dyna
 # 4: re-scores carry bootstrap standard errors and argmax switches only beyond them; 5: probes held
 # out of training, training-pass rows from first passes only; 6: a dataset read from the training
 # pass keeps its probe, whose held-out questions give C_D; 7: a single process scores the training
-# pass's rows as read, not recomputed with the current weights).
-STRATEGY_REVISIONS = {"dynamic-dmc": 7}
+# pass's rows as read, not recomputed with the current weights; 8: only rows read in the last half
+# interval).
+STRATEGY_REVISIONS = {"dynamic-dmc": 8}
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
