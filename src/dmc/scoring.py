@@ -35,6 +35,7 @@ from dmc.stats import (AttemptSettings, BackendSettings, StatsCache, TokenStatsS
 from dmc.stats.cost import CostPlan, plan_cost
 from dmc.stats.subsample import subsample as _subsample
 from dmc.students.loading import load_student
+from dmc.students.vllm_engine import check_engine
 
 DEFAULT_CACHE = ".dmc-cache"
 
@@ -163,6 +164,11 @@ def compute_tables(
     where the batches run (dmc.stats.BackendSettings; default: in this process). ``known_tokens``:
     token-statistics rows the caller already has (see dmc.stats.tokens.compute_token_stats)."""
     needs = settings.needs if needs is None else needs
+    # an engine that cannot run here fails now, before the cost plan times the student
+    if needs & {"tokens", "tokens_noq"}:
+        check_engine(settings.token_settings.engine)
+    if "attempts" in needs:
+        check_engine(settings.attempts.engine)
     if on_plan is not None:
         on_plan(plan_cost(student, samples, list(samples) if questions is None else questions,
                           settings.token_settings if needs & {"tokens", "tokens_noq"} else None,

@@ -93,6 +93,12 @@ def test_vllm_engine_unavailable_is_one_clear_error(tiny_student):
     with pytest.raises(ValueError, match="--engine vllm"):
         compute_attempts(tiny_student, [], s.attempts, progress=False)
     check_engine("transformers")
+    # through the scoring path, the error comes before the cost plan times the student
+    from dmc.scoring import compute_tables
+    planned = []
+    with pytest.raises(ValueError, match="--engine vllm"):
+        compute_tables(tiny_student, [], s, on_plan=planned.append)
+    assert planned == []
 
 
 def test_model_source(tiny_student):
