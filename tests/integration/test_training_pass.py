@@ -64,13 +64,19 @@ def test_training_pass_rows_equal_the_engine_statistics(tiny_student_factory, po
     assert obs.take().count("step") == 0  # take() starts afresh
 
 
+def _fake_known(ref, n: int) -> pa.Table:
+    """The first `n` rows of a tokens table as known rows, every logprob set to -7 (which no
+    computation gives), so a test can tell given rows from recomputed ones."""
+    fake = ref.iloc[:n].drop(columns=["dataset", "sample_id"]).copy()
+    fake["logprob"] = [np.full(len(x), -7.0, np.float32) for x in fake["logprob"]]
+    return pa.Table.from_pandas(fake, preserve_index=False).select(TOKENS_CACHE_SCHEMA.names)
+
+
 def test_known_rows_are_used_instead_of_computed(tiny_student_factory, pool):
     st = tiny_student_factory("chatml")
     samples = pool[0].samples[:4]
     ref = compute_token_stats(st, samples, TokenStatsSettings(), progress=False)
-    fake = ref.iloc[:2].drop(columns=["dataset", "sample_id"]).copy()
-    fake["logprob"] = [np.full(len(x), -7.0, np.float32) for x in fake["logprob"]]
-    table = pa.Table.from_pandas(fake, preserve_index=False).select(TOKENS_CACHE_SCHEMA.names)
+    table = _fake_known(ref, 2)
     out = compute_token_stats(st, samples, TokenStatsSettings(), progress=False, known=table)
     assert out.attrs["run"]["reused"] == 2 and out.attrs["run"]["computed"] == 2
     assert all((x == -7.0).all() for x in out["logprob"][:2])  # the given rows, not recomputed
@@ -176,11 +182,9 @@ def test_rescore_tables_take_the_known_rows_as_given(tiny_student_factory, pool)
     st = tiny_student_factory("chatml")
     samples = pool[0].samples[:4]
     ref = compute_token_stats(st, samples, TokenStatsSettings(), progress=False)
-    fake = ref.iloc[:2].drop(columns=["dataset", "sample_id"]).copy()
-    fake["logprob"] = [np.full(len(x), -7.0, np.float32) for x in fake["logprob"]]
-    known = pa.Table.from_pandas(fake, preserve_index=False).select(TOKENS_CACHE_SCHEMA.names)
+    known = _fake_known(ref, 2)
     settings = rescore_settings(ScoringSettings(), "cpu")
     t = rescore_tables(st, samples, samples[:1], settings, known)
     got = t.tokens.set_index("sample_hash")
-    assert all((got.loc[h, "logprob"] == -7.0).all() for h in fake["sample_hash"])  # not recomputed
+    assert all((got.loc[h, "logprob"] == -7.0).all() for h in known["sample_hash"].to_pylist())  # not recomputed
     assert np.allclose(got.loc[samples[3].hash, "logprob"], ref["logprob"][3], atol=1e-4)

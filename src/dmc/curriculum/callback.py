@@ -380,12 +380,13 @@ class DMCCurriculumCallback(MixtureCurriculum):
         if self._held_out is None:
             out: list[int] = []
             if self.holdout_probes and self.probe_size is not None:
-                for k, name in enumerate(self.names):
-                    probe = {s.hash for s in self.probes[name]}
-                    rows = [i for i, (lab, s) in enumerate(zip(self.dataset.labels, self.dataset.samples))
-                            if lab == k and s.hash in probe]
-                    if 2 * len(rows) <= sum(1 for lab in self.dataset.labels if lab == k):
-                        out.extend(rows)
+                probe = {(k, s.hash) for k, name in enumerate(self.names) for s in self.probes[name]}
+                rows: dict[int, list[int]] = {}
+                for i, (lab, s) in enumerate(zip(self.dataset.labels, self.dataset.samples)):
+                    if (lab, s.hash) in probe:
+                        rows.setdefault(lab, []).append(i)
+                sizes = np.bincount(np.asarray(self.dataset.labels), minlength=len(self.names))
+                out = [i for k, idx in rows.items() if 2 * len(idx) <= sizes[k] for i in idx]
             self._held_out = out
         return self._held_out
 

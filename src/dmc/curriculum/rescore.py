@@ -158,37 +158,34 @@ class DMCRescorer:
             out.extend(s for _, s in (qs if self.capability_size is None else qs[: self.capability_size]))
         return out
 
-    def scored_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
-                       observed: Observed | None) -> tuple[dict[str, list[Sample]], dict[str, str]]:
-        """The samples each dataset is scored on, and where they come from: its probe, plus, when
-        the training pass saw at least as many of its rows (first passes, which the statistics
-        engine would encode alike) since the last re-score, those rows. The probe stays in either
-        case: its questions are the ones attempted, so C_D is measured on held-out questions."""
-        chosen: dict[str, list[Sample]] = {}
-        source: dict[str, str] = {}
+    def training_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
+                         observed: Observed | None) -> dict[str, list[Sample]]:
+        """Per dataset, the training pass's samples it is scored on besides its probe: those the
+        callback handed over (first passes of the last half interval) that the statistics engine
+        would encode alike, when there are at least as many as the probe has; else none. The probe
+        always stays: its questions are the ones attempted, so C_D is measured on held-out questions."""
         tokens = settings.token_settings
+        if observed is None or tokens.turns != "last":
+            return {name: [] for name in probes}
         limit = max_length_for(student, tokens)
+        out: dict[str, list[Sample]] = {}
         for name, probe in probes.items():
-            seen = observed.samples.get(name, {}) if observed is not None and tokens.turns == "last" else {}
-            in_probe = {s.hash for s in probe}
+            seen, in_probe = observed.samples.get(name, {}), {s.hash for s in probe}
             # in a fixed order (pass step, then hash), whichever rank saw them: the bootstrap resamples by position
             usable = [seen[h] for h in sorted(seen, key=lambda h: (observed.steps[h], h))
-                      if observed is not None and observed.lengths[h] <= limit and h not in in_probe]
-            if usable and len(usable) >= len(probe):
-                chosen[name], source[name] = list(probe) + usable, "probe + training pass"
-            else:
-                chosen[name], source[name] = list(probe), "probe"
-        return chosen, source
+                      if observed.lengths[h] <= limit and h not in in_probe]
+            out[name] = usable if len(usable) >= max(1, len(probe)) else []
+        return out
 
     def __call__(self, student, probes: Mapping[str, list[Sample]], observed: Observed | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
         settings = self._settings_for(student, [s for p in probes.values() for s in p])
-        chosen, source = self.scored_samples(student, probes, settings, observed)
-        pool = [CandidateDataset(name, [_named(s, name) for s in samples]) for name, samples in chosen.items()]
+        extra = self.training_samples(student, probes, settings, observed)
+        pool = [CandidateDataset(name, [_named(s, name) for s in (*probe, *extra[name])])
+                for name, probe in probes.items()]
         samples = [s for d in pool for s in d.samples]
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
-        probe_hashes = {s.hash for p in probes.values() for s in p}
-        from_training = {s.hash for d in pool if source[d.name] != "probe" for s in d.samples} - probe_hashes
+        from_training = {s.hash for ss in extra.values() for s in ss}
         known = observed.table(from_training) if observed is not None and from_training else None
         tables = rescore_tables(student, samples, questions, settings, known)
         report = report_tables(pool, student, settings, tables, targets=self.target)
@@ -206,7 +203,7 @@ class DMCRescorer:
             row = ds.loc[name]
             out[name] = float(row["dmc"])
             details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "n_scored", "dmc_lo", "dmc_hi", "dmc_se") if k in row}
-            details[name]["source"] = source[name]
+            details[name]["source"] = "probe + training pass" if extra[name] else "probe"
             reasons = row.get("reasons")
             if isinstance(reasons, dict) and reasons.get("dmc"):
                 details[name]["reason"] = reasons["dmc"]

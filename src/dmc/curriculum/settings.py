@@ -37,7 +37,7 @@ class CurriculumSettings:
                                        "bootstrap gives this one-sided confidence that another scores higher "
                                        "(0 = follow the point scores), in [0, 1).", min=0.0, max=0.999999)
     train_pass: bool = setting(True, "dynamic-dmc: also score a dataset being trained on on the samples it was "
-                               "trained on for the first time since the last re-score, read from the training "
+                               "trained on for the first time in the last half re-score interval, read from the training "
                                "forward pass (free, held-out, many more than a probe; --no-train-pass: probes only).")
     holdout_probes: bool = setting(True, "dynamic-dmc: never train on the probes, so every re-score measures the "
                                    "student on samples it was not trained on (a dataset keeps its probe when that "
