@@ -280,17 +280,18 @@ def load_grid(spec: str | None, gen_budget: int, only: str | None) -> dict[str, 
     return grids
 
 
-def exact_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str, settings) -> pd.Series:
+def exact_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str, settings,
+                 answers=None) -> pd.Series:
     """Metric ``m`` per dataset under ``settings``: dmc.metrics.score_tables, the one scoring path."""
     from dmc.metrics import score_tables
 
     rep = score_tables(frame, tokens, attempts, metrics=[m], settings=settings, target_questions=targets,
-                       grader=grader)
+                       grader=grader, answers=answers)
     return rep.datasets.set_index("dataset")[m].astype(float)
 
 
 def group_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str, group: list,
-                 exact: bool) -> list[pd.Series]:
+                 exact: bool, answers=None) -> list[pd.Series]:
     """Metric ``m`` per dataset under each settings object of ``group`` (settings that share the
     content selector, K and format share).
 
@@ -304,24 +305,25 @@ def group_values(frame: pd.DataFrame, tokens, attempts, targets, grader, m: str,
     from dmc.metrics import METRICS, ScoringContext
 
     if exact:
-        return [exact_values(frame, tokens, attempts, targets, grader, m, s) for s in group]
-    ctx = ScoringContext(frame, tokens, attempts, group[0], targets, grader)
+        return [exact_values(frame, tokens, attempts, targets, grader, m, s, answers) for s in group]
+    ctx = ScoringContext(frame, tokens, attempts, group[0], targets, grader, answers=answers)
     out = []
     for s in group:
         ctx.settings = s
         out.append(pd.Series(METRICS[m].compute(ctx).dataset_values, dtype=float))
     for i in sorted({0, len(group) - 1}):
-        ref = exact_values(frame, tokens, attempts, targets, grader, m, group[i])
+        ref = exact_values(frame, tokens, attempts, targets, grader, m, group[i], answers)
         got = out[i].reindex(ref.index).to_numpy(float)
         if not np.allclose(got, ref.to_numpy(float), rtol=0.0, atol=1e-12, equal_nan=True):
             log(f"WARNING: {m} under {group[i]} differs from score_tables on a shared context; "
                 "recomputing this group with score_tables")
-            return [exact_values(frame, tokens, attempts, targets, grader, m, s) for s in group]
+            return [exact_values(frame, tokens, attempts, targets, grader, m, s, answers) for s in group]
     return out
 
 
 def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, grids: dict[str, dict],
-          subsets: dict[str, list[str]], n_boot: int, grader: CachedGrader, exact: bool = False) -> pd.DataFrame:
+          subsets: dict[str, list[str]], n_boot: int, grader: CachedGrader, exact: bool = False,
+          answers=None) -> pd.DataFrame:
     """One row per (metric, settings, dataset subset) with Spearman/Kendall and CIs: the metric
     under ``base`` (the run's MetricSettings) with the swept fields replaced and no per-dataset
     bootstrap (n_boot 0), as score_tables computes it (see :func:`group_values`)."""
@@ -338,7 +340,8 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
             group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)
                      for kw in combos]
-            for kw, values in zip(combos, group_values(frame, tokens, attempts, targets, grader, m, group, exact)):
+            values_of = group_values(frame, tokens, attempts, targets, grader, m, group, exact, answers)
+            for kw, values in zip(combos, values_of):
                 for subset, names in subsets.items():
                     r = {"metric": m, "version": METRICS[m].version, "subset": subset, "content": content,
                          "top_k": top_k, "format_share": share, **kw}
@@ -346,6 +349,28 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
                     rows.append(r)
             log(f"  {m}: content={content} top_k={top_k} format_share={share} done ({len(rows)} rows)")
     return pd.DataFrame(rows)
+
+
+def answer_table(a: argparse.Namespace, r: RunInputs, samples, eval_items) -> pd.DataFrame:
+    """The answers table (dmc.stats.answers) of the pool's and the eval set's questions: read from the
+    run's cache, computed there with the student when missing (one short forward pass per question)."""
+    from dmc.scoring import compute_tables
+    from dmc.stats import StatsCache
+    from dmc.students import load_student
+
+    manifest = _read_json(r.run_dir / MANIFEST) if r.run_dir else {}
+    cmd = load_command(a.config)
+    spec = a.student or (manifest.get("student") or {}).get("spec") or (cmd.student if cmd is not None else None)
+    if not spec:
+        raise SystemExit("capability=likelihood needs the student: give --student")
+    student = load_student(spec)
+    if student.fingerprint != r.fingerprint:
+        raise SystemExit(f"student {spec} has fingerprint {student.fingerprint}, the run {r.fingerprint}")
+    t = compute_tables(student, samples, r.scoring, questions=[*samples, *eval_items], needs={"answers"},
+                       cache=StatsCache(r.cache))
+    log(f"answers: {int(t.answers['gold_logprob'].notna().sum())}/{len(t.answers)} questions "
+        f"({t.run['answers'].get('computed', 0)} computed, {t.run['answers']['seconds']} s)")
+    return t.answers
 
 
 def check_against_run(ds: pd.DataFrame, run_dir: Path | None) -> None:
@@ -417,7 +442,13 @@ def main(argv: list[str] | None = None) -> None:
 
     pool = [subsample(d, s.max_samples, s.seed) for d in load_inputs(r.pool)]
     samples = [x for d in pool for x in d]
-    targets = [question_hash(e) for e in load_eval_set(r.eval)]
+    eval_items = load_eval_set(r.eval)
+    targets = [question_hash(e) for e in eval_items]
+    gen = s.attempts.max_new_tokens
+    grids = load_grid(a.grid, gen, a.metrics)
+    answers = None
+    if any("likelihood" in g.get("capability", []) for g in grids.values()):
+        answers = answer_table(a, r, samples, eval_items)
     tables = cached_tables(r.fingerprint, samples, s, StatsCache(r.cache))
     tokens, attempts = tables.tokens, tables.attempts
     n_tok = len({x.hash for x in samples} & set(tokens["sample_hash"])) if len(tokens) else 0
@@ -434,8 +465,6 @@ def main(argv: list[str] | None = None) -> None:
     for spec in a.subset:
         name, _, names = spec.partition("=")
         subsets[name] = [n for n in names.split(",") if n]
-    gen = s.attempts.max_new_tokens
-    grids = load_grid(a.grid, gen, a.metrics)
     unknown = set(grids) - set(METRICS)
     if unknown:
         raise SystemExit(f"unknown metrics in the grid: {sorted(unknown)}; registered: {list(METRICS)}")
@@ -460,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
 
     n_settings = sum(math.prod(len(v) for v in g.values()) for g in grids.values())
     log(f"sweeping {n_settings} settings ...")
-    res = sweep(frame, tokens, attempts, targets, s.metric, acc, grids, subsets, a.n_boot, grader, a.exact)
+    res = sweep(frame, tokens, attempts, targets, s.metric, acc, grids, subsets, a.n_boot, grader, a.exact, answers)
     if "budget" in res:
         res["budget"] = res["budget"].map(lambda v: "gen" if v == gen else v)
     atomic_csv(res, out / "sweep.csv")

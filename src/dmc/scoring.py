@@ -32,6 +32,7 @@ from dmc.metrics.context import Grader
 from dmc.settings import SEED, check, setting, to_dict
 from dmc.stats import (AttemptSettings, BackendSettings, StatsCache, TokenStatsSettings, compute_attempts,
                        compute_token_stats, question_hash)
+from dmc.stats.answers import answer_probes, answers_table
 from dmc.stats.cost import CostPlan, plan_cost
 from dmc.stats.subsample import subsample as _subsample
 from dmc.students.loading import load_student
@@ -60,9 +61,9 @@ class ScoringSettings:
 
     @property
     def needs(self) -> set[str]:
-        """The tables the chosen metrics read: tokens, tokens_noq (IFD), attempts."""
+        """The tables the chosen metrics read: tokens, tokens_noq (IFD), attempts, answers."""
         chosen = get_metrics(list(self.metrics) if self.metrics is not None else None)
-        return set().union(*(m.needs for m in chosen)) if chosen else set()
+        return set().union(*(m.needs_for(self.metric) for m in chosen)) if chosen else set()
 
     @property
     def token_settings(self) -> TokenStatsSettings:
@@ -72,6 +73,11 @@ class ScoringSettings:
             return dataclasses.replace(self.tokens, with_ifd=True)
         return self.tokens
 
+    @property
+    def answer_token_settings(self) -> TokenStatsSettings:
+        """The token statistics of the answer probes (dmc.stats.answers): the response alone."""
+        return dataclasses.replace(self.tokens, with_ifd=False, turns="last")
+
     def with_seed(self, seed: int) -> ScoringSettings:
         """The same settings with every seed set to ``seed``."""
         return dataclasses.replace(self, seed=seed, attempts=dataclasses.replace(self.attempts, seed=seed),
@@ -80,12 +86,13 @@ class ScoringSettings:
 
 @dataclass
 class Tables:
-    """The statistics behind a score: tokens and attempts tables (None when no chosen metric needs
-    them) and what the run computed or reused."""
+    """The statistics behind a score: tokens, attempts and answers tables (None when no chosen
+    metric needs them) and what the run computed or reused."""
 
     tokens: pd.DataFrame | None
     attempts: pd.DataFrame | None
     run: dict[str, Any]
+    answers: pd.DataFrame | None = None
 
 
 def default_cache_dir() -> Path:
@@ -169,36 +176,55 @@ def compute_tables(
         check_engine(settings.token_settings.engine)
     if "attempts" in needs:
         check_engine(settings.attempts.engine)
+    qs = list(samples) if questions is None else list(questions)
+    probes = answer_probes(qs) if "answers" in needs else []
     if on_plan is not None:
-        on_plan(plan_cost(student, samples, list(samples) if questions is None else questions,
-                          settings.token_settings if needs & {"tokens", "tokens_noq"} else None,
+        scored = [*samples, *probes] if needs & {"tokens", "tokens_noq"} else probes
+        on_plan(plan_cost(student, scored, qs,
+                          settings.token_settings if needs & {"tokens", "tokens_noq", "answers"} else None,
                           settings.attempts if "attempts" in needs else None, cache=cache))
-    tokens = attempts = None
+    tokens = attempts = answers = None
     run: dict[str, Any] = {}
     if needs & {"tokens", "tokens_noq"}:
         t0 = time.perf_counter()
         tokens = compute_token_stats(student, samples, settings.token_settings, cache=cache, progress=progress,
                                      backend=backend, known=known_tokens)
         run["tokens"] = {**tokens.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3)}
+    if "answers" in needs:
+        t0 = time.perf_counter()
+        probe_tokens = compute_token_stats(student, probes, settings.answer_token_settings, cache=cache,
+                                           progress=progress, backend=backend)
+        answers = answers_table(qs, probe_tokens)
+        run["answers"] = {**probe_tokens.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3)}
     if "attempts" in needs:
         t0 = time.perf_counter()
-        qs = list(samples) if questions is None else list(questions)
         attempts = compute_attempts(student, qs, settings.attempts, cache=cache, progress=progress, backend=backend)
         run["attempts"] = {**attempts.attrs.get("run", {}), "seconds": round(time.perf_counter() - t0, 3),
                            "generated_tokens": int(attempts["n_tokens"].sum()) if len(attempts) else 0}
-    return Tables(tokens, attempts, run)
+    return Tables(tokens, attempts, run, answers)
 
 
 def cached_tables(fingerprint: str, samples: Sequence[Sample], settings: ScoringSettings,
-                  cache: StatsCache) -> Tables:
-    """The tables of ``samples`` as far as the cache holds them, without running the student
-    (offline sweeps): a sample or question missing from the cache is missing from the tables, and
-    the metrics give it NaN with a reason."""
+                  cache: StatsCache, questions: Sequence[Sample | EvalItem] | None = None,
+                  answers: bool | None = None) -> Tables:
+    """The tables of ``samples`` (and, when ``answers`` or by default when a chosen metric needs
+    them, the answers of ``questions``, default the samples' own) as far as the cache holds them, without running the student (offline sweeps): a sample or
+    question missing from the cache is missing from the tables, and the metrics give it NaN with a
+    reason."""
     hashes = {s.hash for s in samples}
     tok = cache.load("tokens", fingerprint, settings.token_settings.settings_hash)[0].to_pandas()
     att = cache.load("attempts", fingerprint, settings.attempts.settings_hash)[0].to_pandas()
     tok = tok[tok["sample_hash"].isin(hashes)] if len(tok) else tok
-    return Tables(tok, att, {"tokens": {"cached": len(tok)}, "attempts": {"cached": len(att)}})
+    run = {"tokens": {"cached": len(tok)}, "attempts": {"cached": len(att)}}
+    if not ("answers" in settings.needs if answers is None else answers):
+        return Tables(tok, att, run)
+    qs = list(samples) if questions is None else list(questions)
+    probe_hashes = {p.hash for p in answer_probes(qs)}
+    ptok = cache.load("tokens", fingerprint, settings.answer_token_settings.settings_hash)[0].to_pandas()
+    ptok = ptok[ptok["sample_hash"].isin(probe_hashes)] if len(ptok) else None
+    table = answers_table(qs, ptok)
+    run["answers"] = {"cached": int(table["gold_logprob"].notna().sum())}
+    return Tables(tok, att, run, table)
 
 
 def score_pool(
@@ -248,6 +274,7 @@ def report_tables(
                     "source": getattr(student, "source", None)},
         "stats": {"tokens": to_dict(settings.token_settings) if tables.tokens is not None else None,
                   "attempts": to_dict(settings.attempts) if tables.attempts is not None else None,
+                  "answers": to_dict(settings.answer_token_settings) if tables.answers is not None else None,
                   "cache": None if cache is None else str(cache.root)},
         "scoring": to_dict(settings),
         "run": tables.run,
@@ -255,7 +282,7 @@ def report_tables(
     }
     names = list(settings.metrics) if settings.metrics is not None else None
     return score_tables(pool, tables.tokens, tables.attempts, metrics=names, settings=settings.metric,
-                        target_questions=target_hashes, grader=grader, meta=full_meta)
+                        target_questions=target_hashes, grader=grader, meta=full_meta, answers=tables.answers)
 
 
 def score(

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from dmc.data import save_dataset, write_jsonl
 from dmc.data.schema import CandidateDataset, Sample
+from dmc.metrics import MetricSettings
 from dmc.scoring import ScoringSettings, score
 from dmc.stats import AttemptSettings
 
@@ -160,6 +161,23 @@ def test_metrics_choose_what_is_computed_and_max_samples(lab, tmp_path):
     assert set(s.loc[s["dataset"] == "stepwise", "sample_id"].str[-2:]) == set(
         s.loc[s["dataset"] == "wrong", "sample_id"].str[-2:])
     assert math.isfinite(rep.datasets["length"].iloc[0])
+
+
+def test_likelihood_capability_needs_no_generation(lab, tmp_path):
+    """capability=likelihood: the student's log-odds of each gold answer replace its attempts."""
+    st = ScoringSettings(metrics=("dmc_v2",), attempts=ATT, metric=MetricSettings(capability="likelihood"))
+    rep = score(lab["paths"], lab["student"], eval_set=lab["eval"], settings=st, cache_dir=tmp_path / "cache",
+                progress=False)
+    assert "attempts" not in rep.meta["run"]
+    assert rep.meta["run"]["answers"]["computed"] == 2 * N_Q  # the easy and the hard questions (eval: 6 easy ones)
+    d = rep.datasets.set_index("dataset")
+    # the student learned the easy sums, not 3-digit ones: the hard set is far harder than the target
+    assert abs(d.loc["stepwise", "logit_gap"]) < 1.5 and d.loc["hard", "logit_gap"] < d.loc["stepwise", "logit_gap"] - 3.0
+    assert d.loc["hard", "R2"] < 0.2 < d.loc["stepwise", "R2"]
+    again = score(lab["paths"], lab["student"], eval_set=lab["eval"], settings=st, cache_dir=tmp_path / "cache",
+                  progress=False)
+    assert again.meta["run"]["answers"]["computed"] == 0
+    assert again.datasets["dmc_v2"].tolist() == rep.datasets["dmc_v2"].tolist()
 
 
 def test_cli_score_then_select(lab, tmp_path):

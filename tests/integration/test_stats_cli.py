@@ -77,6 +77,20 @@ def test_stats_writes_both_tables_and_summaries(workspace):
     pd.testing.assert_frame_equal(pd.read_parquet(out / "tokens.parquet"), tokens)
 
 
+def test_likelihood_capability_writes_the_answers_table(workspace, tmp_path):
+    out = tmp_path / "out"
+    res = run([workspace / "data", "--student", workspace / "student", "--out", out, "--eval", workspace / "eval.jsonl",
+               "--capability", "likelihood", "--no-attempts", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    answers = pd.read_parquet(out / "answers.parquet")
+    # one row per distinct question: the 8 shared by both datasets and the 3 eval ones
+    assert len(answers) == 8 + 3 and answers["gold_logprob"].lt(0).all() and answers["n_gold_tokens"].ge(1).all()
+    # the terse traces ("The answer is X.") are the probes of their questions: the tokens pass scored them
+    assert "answer likelihoods: 3 answer probes computed, 8 reused from cache" in res.output
+    assert "wrote tokens.parquet, answers.parquet to" in res.output
+    assert not (out / "attempts.parquet").exists()
+
+
 def test_no_attempts_and_errors(workspace, tmp_path):
     out = tmp_path / "o"
     common = [workspace / "data" / "terse.jsonl", "--student", workspace / "student", "--out", out,

@@ -99,6 +99,8 @@ OTHER = {
 def _other(name: str, value, tp, spec):
     if name in OTHER:
         return OTHER[name]
+    if spec.choices is not None and isinstance(value, str):
+        return next(c for c in spec.choices if c != value)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):

@@ -59,6 +59,8 @@ def run_stats(c: StatsCommand) -> None:
     store = StatsCache(Path(c.cache) if c.cache is not None else out / "cache")
     say(f"student {st.name} ({st.fingerprint}); {len(samples)} samples from {len(pool)} datasets; cache {store.root}")
     needs = {"tokens"} | ({"tokens_noq"} if c.scoring.tokens.with_ifd else set()) | ({"attempts"} if c.attempts else set())
+    if c.scoring.metric.capability == "likelihood":
+        needs.add("answers")  # the gold-answer likelihoods that capability reads
     scoring = dataclasses.replace(c.scoring, metrics=())  # the tables asked for, not the metrics' needs
     try:
         # Finished batches are in the cache: a corrected re-run resumes from them.
@@ -78,13 +80,18 @@ def run_stats(c: StatsCommand) -> None:
         # A previous run's table would no longer match these tokens.
         (out / "attempts.parquet").unlink()
         say(f"removed the previous run's {out / 'attempts.parquet'} (--no-attempts)")
+    if tables.answers is not None:
+        _report_run(say, "answer likelihoods", tables.run["answers"], "answer probes")
+        atomic_write_parquet(pa.Table.from_pandas(tables.answers, preserve_index=False), out / "answers.parquet")
     for line in summarize(tokens, att):
         say(line.line())
     if items and att is not None:
         pr, ng = pass_rate(att, [question_hash(it) for it in items])
         say(f"eval set {Path(c.eval).name}: {len(items)} questions, student pass rate "
             + (f"{pr:.1%} ({ng} gradable attempts)" if ng else "n/a"))
-    say(f"wrote tokens.parquet{', attempts.parquet' if att is not None else ''} to {out}")
+    written = ["tokens.parquet"] + (["attempts.parquet"] if att is not None else []) + \
+        (["answers.parquet"] if tables.answers is not None else [])
+    say(f"wrote {', '.join(written)} to {out}")
 
 
 def _say(console: Console):

@@ -16,11 +16,12 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from dmc.metrics.context import ScoringContext
+    from dmc.metrics.settings import MetricSettings
 
 Direction = Literal["higher", "lower", "none"]
 
 # What a metric needs computed before it runs; dmc.scoring only runs the costly stages asked for.
-NEEDS = ("tokens", "tokens_noq", "attempts", "grades")
+NEEDS = ("tokens", "tokens_noq", "attempts", "answers", "grades")
 
 
 @dataclass
@@ -52,6 +53,10 @@ class Metric(ABC):
     needs: frozenset[str] = frozenset()
     # Column holding the per-sample value in the samples table (DMC's per-sample score is m_i).
     sample_column: str | None = None
+
+    def needs_for(self, settings: MetricSettings) -> frozenset[str]:
+        """What the metric needs under ``settings`` (a setting may swap one table for another)."""
+        return self.needs
 
     @property
     def column(self) -> str:

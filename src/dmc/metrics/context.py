@@ -24,6 +24,9 @@ from dmc.metrics.spans import answer_span, content_token_mask, format_words
 SAMPLE_COLUMNS = ("dataset", "sample_id", "sample_hash", "question_hash", "prompt_text", "response", "gold")
 TOKEN_COLUMNS = ("sample_hash", "n_tokens", "truncated", "logprob", "rank", "char_start", "char_end")
 ATTEMPT_COLUMNS = ("question_hash", "attempt", "grade")
+ANSWER_COLUMNS = ("question_hash", "gold_logprob", "reason")
+# A probability of the gold this close to 1 is 1 within what a float32 log-probability resolves.
+MAX_ANSWER_PROB = 1.0 - 1e-6
 
 NO_TOKENS = "no token statistics"
 TRUNCATED = "truncated: the trace is longer than the scoring max_length (--score-max-length)"
@@ -111,6 +114,8 @@ class ScoringContext:
     computed; metrics that need them then give NaN with a reason). target_questions: question
     hashes of the target tasks (the eval set) for C_T; None = every question of the pool.
     grader: grades quality (default: dmc.grading with ``settings.verifier``).
+    answers: the student's log-likelihood of each question's gold (dmc.stats.answers; None when
+    not computed), the continuous capability of ``capability="likelihood"``.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class ScoringContext:
         settings: MetricSettings | None = None,
         target_questions: Sequence[str] | None = None,
         grader: Grader | None = None,
+        answers: pd.DataFrame | None = None,
     ):
         self.samples = samples_frame(samples)
         self.settings = settings or MetricSettings()
@@ -132,6 +138,9 @@ class ScoringContext:
             _require(tokens, TOKEN_COLUMNS, "tokens")
         if attempts is not None:
             _require(attempts, ATTEMPT_COLUMNS, "attempts")
+        self.answers = answers
+        if answers is not None:
+            _require(answers, ANSWER_COLUMNS, "answers")
 
     @property
     def index(self) -> pd.Index:
@@ -298,6 +307,33 @@ class ScoringContext:
         """C_T: mean c over the target questions (the eval set; the whole pool when none given)."""
         qs = self.target_questions if self.target_questions is not None else self.samples["question_hash"]
         return self.mean_capability(qs)
+
+    @cached_property
+    def answer_logit_by_question(self) -> pd.DataFrame:
+        """Per question_hash: z = logit P_θ(gold | question) from the answers table, and z_reason.
+
+        The log-odds of the student's probability of the gold answer: under the Rasch model the
+        student's ability minus the question's difficulty, continuous where a pass rate floors at 0.
+        The probability is capped at ``MAX_ANSWER_PROB`` so that a certain answer has a finite logit.
+        """
+        if self.answers is None or self.answers.empty:
+            return pd.DataFrame({"z": pd.Series(dtype=float), "z_reason": pd.Series(dtype=object)})
+        a = self.answers.drop_duplicates("question_hash", keep="last").set_index("question_hash")
+        lp = np.minimum(a["gold_logprob"].astype(float).to_numpy(), np.log(MAX_ANSWER_PROB))
+        with np.errstate(invalid="ignore"):
+            z = lp - np.log(-np.expm1(lp))
+        reason = a["reason"].where(np.isnan(z), None).astype(object)
+        return pd.DataFrame({"z": z, "z_reason": reason}, index=a.index)
+
+    def answer_logits(self, question_hashes: Iterable[str]) -> tuple[np.ndarray, str | None]:
+        """z of the distinct questions given that have one (NaN-free), or an empty array with a reason."""
+        zq = self.answer_logit_by_question["z"]
+        vals = zq.reindex(list(dict.fromkeys(question_hashes))).dropna().to_numpy(dtype=float)
+        if vals.size == 0:
+            why = "no answer likelihoods (dmc.stats.answers)" if self.answers is None else \
+                "no answer likelihood on these questions"
+            return vals, why
+        return vals, None
 
     def fits(self) -> pd.Series:
         """F_i: 1.0 when the trace fits the student's generation budget (settings.budget; always when

@@ -14,6 +14,11 @@ target moves C only from 0.1 to 0.0, which v1's R barely penalizes, while for a 
 (C_T near 0.5) the same difficulty gap moves C a lot. The pseudo-count keeps the logit finite
 when a set is all-fail or all-pass (a = 0.5 is the Jeffreys prior). Range [0, 1]; higher = more
 compatible. Per sample, m_i = w_i * A_i * R2(c~_i) with c~_i shrunk over its question's attempts.
+
+With capability="likelihood" the log-odds come from the student's probability of each gold answer
+right after its question (dmc.stats.answers) instead of pass rates: per question z = logit
+P(gold | question), and the gap is mean z over D's distinct questions minus mean z over the target
+questions. No attempt is generated, and z does not floor where a weak student's pass rates are 0.
 """
 
 from __future__ import annotations
@@ -38,19 +43,25 @@ def logit(p: np.ndarray | float) -> np.ndarray:
         return np.log(p) - np.log1p(-p)
 
 
-def difficulty_match_logit(c: np.ndarray | float, n: np.ndarray | float, c_target: float, n_target: float,
-                           sigma_logit: float, prior: float, side: str = "both") -> np.ndarray:
-    """R2 = exp(-g^2 / (2 sigma_logit^2)) with g = logit c~ - logit c~_T, in (0, 1]; 1 when the shrunk rates agree.
+def match_from_gap(gap: np.ndarray | float, sigma_logit: float, side: str = "both") -> np.ndarray:
+    """R2 = exp(-g^2 / (2 sigma_logit^2)) of a log-odds gap g, in (0, 1]; NaN in, NaN out.
 
     side="easier" counts only g > 0 (questions easier for the student than the target's); a harder
     set is left to the alignment term, which already prices steps the student cannot take.
     """
-    gap = logit(shrunk_rate(c, n, prior)) - logit(shrunk_rate(c_target, n_target, prior))
+    gap = np.asarray(gap, dtype=float)
     if side == "easier":
         gap = np.where(np.isnan(gap), np.nan, np.maximum(gap, 0.0))
     elif side != "both":
         raise ValueError(f"difficulty-match side must be 'both' or 'easier', got {side!r}")
     return np.exp(-(gap**2) / (2.0 * sigma_logit**2))
+
+
+def difficulty_match_logit(c: np.ndarray | float, n: np.ndarray | float, c_target: float, n_target: float,
+                           sigma_logit: float, prior: float, side: str = "both") -> np.ndarray:
+    """R2 of pass rates: g = logit c~ - logit c~_T (shrunk rates), in (0, 1]; 1 when they agree."""
+    gap = logit(shrunk_rate(c, n, prior)) - logit(shrunk_rate(c_target, n_target, prior))
+    return match_from_gap(gap, sigma_logit, side)
 
 
 def _attempt_count(ctx: ScoringContext, question_hashes) -> float:
@@ -59,6 +70,59 @@ def _attempt_count(ctx: ScoringContext, question_hashes) -> float:
     qs = list(dict.fromkeys(question_hashes))
     sub = cq.reindex(qs)
     return float(sub.loc[sub["c"].notna(), "n_gradable"].sum())
+
+
+class _PassRates:
+    """The log-odds scale from pass rates over generated attempts (capability="attempts")."""
+
+    def __init__(self, ctx: ScoringContext):
+        self.ctx, st = ctx, ctx.settings
+        self.prior = st.prior
+        c_t, self.target_reason = ctx.target_capability
+        tq = ctx.target_questions if ctx.target_questions is not None else ctx.samples["question_hash"]
+        self.target = float(logit(shrunk_rate(c_t, _attempt_count(ctx, tq), self.prior)))
+        self.values = ctx.capability["c"]  # what the bootstrap resamples per sample
+        self.reasons = ctx.capability["c_reason"]
+
+    def per_sample(self) -> np.ndarray:
+        n_i = self.ctx.samples["question_hash"].map(self.ctx.capability_by_question["n_gradable"]).astype(float)
+        return logit(shrunk_rate(self.values.to_numpy(), n_i.to_numpy(), self.prior))
+
+    def dataset(self, qh: pd.Series) -> tuple[float, str | None, float]:
+        """(logit of D's shrunk mean pass rate, reason when NaN, attempts behind it)."""
+        c_d, why = self.ctx.mean_capability(qh)
+        n_d = _attempt_count(self.ctx, qh)
+        return float(logit(shrunk_rate(c_d, n_d, self.prior))), why, n_d
+
+    def replicate(self, means: np.ndarray, n_d: float) -> np.ndarray:
+        return logit(shrunk_rate(means, n_d, self.prior))
+
+
+class _AnswerLikelihood:
+    """The log-odds scale from the student's probability of each gold answer (capability="likelihood")."""
+
+    def __init__(self, ctx: ScoringContext):
+        self.ctx = ctx
+        tq = ctx.target_questions if ctx.target_questions is not None else ctx.samples["question_hash"]
+        z_t, self.target_reason = ctx.answer_logits(tq)
+        self.target = float(z_t.mean()) if z_t.size else float("nan")
+        zq = ctx.answer_logit_by_question
+        qh = ctx.samples["question_hash"]
+        self.values = qh.map(zq["z"]).astype(float)
+        self.reasons = qh.map(zq["z_reason"]).astype(object)
+        self.reasons[~qh.isin(zq.index)] = "no answer likelihood" if ctx.answers is not None else \
+            "no answer likelihoods (dmc.stats.answers)"
+        self.reasons[self.values.notna()] = None
+
+    def per_sample(self) -> np.ndarray:
+        return self.values.to_numpy(dtype=float)
+
+    def dataset(self, qh: pd.Series) -> tuple[float, str | None, float]:
+        z, why = self.ctx.answer_logits(qh)
+        return (float(z.mean()) if z.size else float("nan")), why, float(z.size)
+
+    def replicate(self, means: np.ndarray, n_d: float) -> np.ndarray:
+        return means
 
 
 @register
@@ -73,20 +137,22 @@ class DMCv2(Metric):
     needs = frozenset({"tokens", "attempts", "grades"})
     sample_column = "m_v2"
 
+    def needs_for(self, settings) -> frozenset[str]:
+        if settings.capability == "likelihood":
+            return (self.needs - {"attempts"}) | {"answers"}
+        return self.needs
+
     def compute(self, ctx: ScoringContext) -> MetricResult:
         st = ctx.settings
         s = ctx.samples
-        qual, cap, al = ctx.quality, ctx.capability, ctx.alignment
+        qual, al = ctx.quality, ctx.alignment
+        scale = _AnswerLikelihood(ctx) if st.capability == "likelihood" else _PassRates(ctx)
         w = ctx.weight()
         wA = w * al["A"]
-        c_t, c_t_reason = ctx.target_capability
-        tq = ctx.target_questions if ctx.target_questions is not None else s["question_hash"]
-        n_t = _attempt_count(ctx, tq)
-        n_i = s["question_hash"].map(ctx.capability_by_question["n_gradable"]).astype(float)
-        R_i = pd.Series(difficulty_match_logit(cap["c"].to_numpy(), n_i.to_numpy(), c_t, n_t, st.sigma_logit,
-                                               st.prior, st.match_side), index=ctx.index)
+        R_i = pd.Series(match_from_gap(scale.per_sample() - scale.target, st.sigma_logit, st.match_side),
+                        index=ctx.index)
         m = wA * R_i
-        m_reason = sample_reasons(qual, al, cap, c_t_reason, m)
+        m_reason = sample_reasons(qual, al, pd.DataFrame({"c_reason": scale.reasons}), scale.target_reason, m)
 
         alpha = (1.0 - st.ci) / 2.0
         rows, reasons = {}, {}
@@ -95,27 +161,25 @@ class DMCv2(Metric):
             wa_d = wA[sel].to_numpy(dtype=float)
             known = ~np.isnan(wa_d)
             qh = s.loc[sel, "question_hash"]
-            c_d, c_d_reason = ctx.mean_capability(qh)
-            n_d = _attempt_count(ctx, qh)
-            R_d = float(difficulty_match_logit(c_d, n_d, c_t, n_t, st.sigma_logit, st.prior, st.match_side))
+            x_d, x_d_reason, n_d = scale.dataset(qh)
+            gap = x_d - scale.target
+            R_d = float(match_from_gap(gap, st.sigma_logit, st.match_side))
             mean_wa = float(np.mean(wa_d[known])) if known.any() else float("nan")
-            lo = hi = float("nan")
+            lo = hi = se = float("nan")
             if known.any() and not np.isnan(R_d) and st.n_boot > 0:
-                reps_wa, reps_c = bootstrap_replicates(wa_d, cap["c"][sel].to_numpy(dtype=float), qh.to_numpy(),
+                reps_wa, reps_x = bootstrap_replicates(wa_d, scale.values[sel].to_numpy(dtype=float), qh.to_numpy(),
                                                        st.n_boot, _rng(st.seed, d))
-                reps = reps_wa * difficulty_match_logit(reps_c, n_d, c_t, n_t, st.sigma_logit, st.prior,
-                                                        st.match_side)
+                reps = reps_wa * match_from_gap(scale.replicate(reps_x, n_d) - scale.target, st.sigma_logit,
+                                                st.match_side)
                 if np.isfinite(reps).any():
                     lo, hi = (float(x) for x in np.nanquantile(reps, [alpha, 1.0 - alpha]))
-            rows[d] = {
-                "dmc_v2": R_d * mean_wa, "dmc_v2_lo": lo, "dmc_v2_hi": hi,
-                "R2": R_d,
-                "logit_gap": float(logit(shrunk_rate(c_d, n_d, st.prior)) - logit(shrunk_rate(c_t, n_t, st.prior))),
-            }
+                    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else float("nan")
+            rows[d] = {"dmc_v2": R_d * mean_wa, "dmc_v2_lo": lo, "dmc_v2_hi": hi, "dmc_v2_se": se,
+                       "R2": R_d, "logit_gap": float(gap)}
             if not known.any():
                 reasons[d] = "no sample with known quality and alignment"
             elif np.isnan(R_d):
-                reasons[d] = f"C_T: {c_t_reason}" if c_t_reason else f"C_D: {c_d_reason}"
+                reasons[d] = f"C_T: {scale.target_reason}" if scale.target_reason else f"C_D: {x_d_reason}"
         ds = pd.DataFrame.from_dict(rows, orient="index")
         return MetricResult(
             sample_values=m.astype(float),

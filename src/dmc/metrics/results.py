@@ -117,14 +117,15 @@ def score_tables(
     target_questions: Sequence[str] | None = None,
     grader: Grader | None = None,
     meta: dict[str, Any] | None = None,
+    answers: pd.DataFrame | None = None,
 ) -> ScoreReport:
     """Runs ``metrics`` (default: all registered) on the samples and cached tables.
 
     samples: a pool (list of CandidateDataset), a list of Samples or a frame from
-    ``samples_frame``. tokens / attempts: the cached tables of docs/ARCHITECTURE.md.
+    ``samples_frame``. tokens / attempts / answers: the cached tables of docs/ARCHITECTURE.md.
     target_questions: question hashes of the target tasks (for C_T); None = the whole pool.
     """
-    ctx = ScoringContext(samples, tokens, attempts, settings, target_questions, grader)
+    ctx = ScoringContext(samples, tokens, attempts, settings, target_questions, grader, answers=answers)
     chosen = get_metrics(list(metrics) if metrics is not None else None)
     s = ctx.samples
     rows = ctx.token_rows
