@@ -20,7 +20,7 @@ def _problems(family: str, dist: str, n: int, seed: int = 0):
 def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
-    assert set(DEV_FAMILIES) == {"wordops"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
+    assert set(DEV_FAMILIES) == {"wordops", "boolchain"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -62,6 +62,37 @@ def test_wordops_is_listops_on_words():
     assert not re.search(r"\d", p.question + p.gold)  # no number anywhere: the answer is an ordering
     assert fam.apply((5, 0, 3), ("sort",)) == (0, 3, 5) and fam.fmt_state((0, 3, 5)) == "[ant, dog, fox]"
     assert fam.describe_op(("append", 9)) == "append yak"
+
+
+@pytest.mark.parametrize("answer,gold,ok", [
+    ("true", "true", True), ("True.", "true", True), (" false ", "false", True), ("false", "true", False),
+    ("yes", "true", False), (None, "false", False), ("maybe", "maybe", None),
+])
+def test_boolchain_verifier(answer, gold, ok):
+    if ok is None:
+        with pytest.raises(ValueError, match="boolchain"):
+            verify("boolchain", answer, gold)
+    else:
+        assert verify("boolchain", answer, gold) is ok
+
+
+def test_boolchain_is_logic_with_verdicts():
+    fam = get_family("boolchain")
+    assert fam.apply(True, ("and", False)) is False and fam.apply(False, ("or", True)) is True
+    assert fam.apply(True, ("xor", True)) is False and fam.apply(False, ("not",)) is True
+    # several operations on one line are applied left to right
+    assert fam.fmt_step(True, [("not",), ("or", False)], False) == "not (true) or false = false"
+    for dist, (lo, hi) in (("easy", (1, 3)), ("hard", (6, 9))):
+        for p in _problems("boolchain", dist, 30, seed=1):
+            assert lo <= len(p.ops) <= hi and p.gold in ("true", "false")
+            assert not re.search(r"\d", p.question + p.gold)  # no number anywhere: the answer is a verdict
+            assert fam.fmt_state(fam.solve(p)[-1]) == p.gold
+    golds = [p.gold for p in _problems("boolchain", "standard", 200, seed=2)]
+    assert 0.3 < golds.count("true") / len(golds) < 0.7  # neither verdict can be guessed from the prior
+    noisy = get_teacher("noisy")
+    for i, p in enumerate(_problems("boolchain", "standard", 40, seed=4)):
+        t = noisy(fam, p, random.Random(i), error_rate=1.0)
+        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
 
 
 def test_malformed_gold_raises():

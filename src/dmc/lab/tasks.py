@@ -8,6 +8,8 @@ exposes how to apply, render and corrupt one step. Generation is seeded by the c
 Families:
 - `arith`: word problems with additions and subtractions ("Tom has 12 coins. He finds 5. ...").
 - `listops`: list manipulation ("Start with the list [3, 8, 1]. Reverse it. Append 5. ...").
+- `wordops`, `boolchain` (development families the lab students never saw): listops on animal
+  names; a truth value through and / or / xor / not, answered true or false.
 """
 
 from __future__ import annotations
@@ -354,11 +356,86 @@ class WordOps(ListOps):
         return tuple(_WORDS.index(w) for w in words)
 
 
+# ----------------------------------------------------------------------------------------
+# boolchain: logic — a truth value through a chain of connectives; the answer is a verdict
+# ----------------------------------------------------------------------------------------
+
+_TRUTH = ("false", "true")
+
+
+class BoolChain(TaskFamily):
+    """A truth value combined, left to right, with AND / OR / XOR / NOT. The answer is a verdict
+    (true or false): nothing in a trace is a number, and the two values recur in every step, so what
+    a step decides is which of them comes next."""
+
+    name = "boolchain"
+    description = "a truth value combined left to right with and / or / xor / not; the answer is true or false"
+    distributions = {
+        "easy": Distribution("easy", (1, 3), (1,)),
+        "standard": Distribution("standard", (2, 6), (1,)),
+        "hard": Distribution("hard", (6, 9), (1,)),
+    }
+    _KINDS = ("and", "or", "xor", "not")
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        start = rng.random() < 0.5
+        ops: list[Op] = []
+        for _ in range(rng.randint(*dist.steps)):
+            kind = rng.choice(self._KINDS)
+            ops.append((kind,) if kind == "not" else (kind, rng.random() < 0.5))
+        state = start
+        for op in ops:
+            state = self.apply(state, op)
+        sents = [f"Start with {self.fmt_state(start)}."] + [f"{self._sentence(op)}." for op in ops]
+        question = " ".join(sents) + " Is the result true or false?"
+        return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, 1)
+
+    def _sentence(self, op: Op) -> str:
+        return "Negate it" if op[0] == "not" else f"{op[0].upper()} it with {self.fmt_state(op[1])}"
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        return self._sentence(problem.ops[i])
+
+    def apply(self, state: bool, op: Op) -> bool:
+        k = op[0]
+        if k == "not":
+            return not state
+        if k == "and":
+            return state and op[1]
+        if k == "or":
+            return state or op[1]
+        if k == "xor":
+            return state != op[1]
+        raise ValueError(f"boolchain: unknown operation {op!r}")
+
+    def corrupt(self, state: bool, rng: random.Random) -> bool:
+        return not state
+
+    def fmt_state(self, state: bool) -> str:
+        return _TRUTH[bool(state)]
+
+    def fmt_op(self, op: Op) -> str:
+        return "not" if op[0] == "not" else f"{op[0]} {self.fmt_state(op[1])}"
+
+    def describe_op(self, op: Op) -> str:
+        return "negate it" if op[0] == "not" else f"{op[0]} it with {self.fmt_state(op[1])}"
+
+    def fmt_step(self, before: bool, ops: list[Op], after: bool) -> str:
+        expr = self.fmt_state(before)
+        for op in ops:
+            expr = f"not ({expr})" if op[0] == "not" else f"{expr} {op[0]} {self.fmt_state(op[1])}"
+        return f"{expr} = {self.fmt_state(after)}"
+
+    def canonical(self, answer: str) -> bool | None:
+        a = answer.strip().rstrip(".").strip().lower()
+        return _TRUTH.index(a) == 1 if a in _TRUTH else None
+
+
 # The families the lab students were pretrained on (their corpus and tokenizer derive from these;
 # adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
 # Development families the students never saw in pretraining.
-DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(),)}
+DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain())}
 ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES}
 
 
