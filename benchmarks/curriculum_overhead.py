@@ -8,12 +8,13 @@ overridden), and prints
 
 (target <= 0.05). Both start from the same initial scores (the first run fills the statistics
 cache the second reads), so the difference is the re-scoring during training; each re-score's time
-is split into token statistics, attempts and the rest (metrics, bootstrap). `--repeats 2` runs the
+is split into token statistics, attempts or answer likelihoods and the rest (metrics, bootstrap). `--repeats 2` runs the
 pair twice, alternating, and reports each pair.
 
     python benchmarks/curriculum_overhead.py                          # lab-small, arith, 240 steps
     python benchmarks/curriculum_overhead.py --student lab-base --family listops
     python benchmarks/curriculum_overhead.py --set rescore_every=120 --set probe_size=32 --batch-size 16
+    python benchmarks/curriculum_overhead.py --set metric=dmc_v2 --capability likelihood   # re-scores generate nothing
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="static/dynamic pairs to run, alternating (default: 1)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a CurriculumSettings field (e.g. --set probe_size=16); default: the defaults")
+    ap.add_argument("--capability", default="attempts", choices=("attempts", "likelihood"),
+                    help="MetricSettings.capability of every score and re-score (default: attempts)")
     ap.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory)")
     args = ap.parse_args()
 
@@ -46,6 +49,8 @@ def main() -> None:
     from dmc.curriculum import CurriculumSettings
     from dmc.data import load_eval_set, load_pool
     from dmc.lab import build_lab
+    from dmc.metrics import MetricSettings
+    from dmc.scoring import ScoringSettings
     from dmc.settings import from_dict
     from dmc.students import load_student
     from dmc.training import TrainConfig, distill
@@ -61,17 +66,19 @@ def main() -> None:
         overrides[key] = yaml.safe_load(value)
     settings = from_dict(CurriculumSettings, overrides)
     batch = {"batch_size": args.batch_size} if args.batch_size else {}
+    scoring = ScoringSettings(metric=MetricSettings(capability=args.capability))
 
     def run(strategy: str, i: int) -> dict:
         student = load_student(args.student, dtype="float32")
         cfg = TrainConfig(output_dir=str(root / f"{strategy}-{i}"), steps=args.steps, save_model=False, **batch)
-        res = distill(pool, student, items, strategy=strategy, config=cfg, settings=settings, cache_dir=root / "cache")
+        res = distill(pool, student, items, strategy=strategy, config=cfg, settings=settings, scoring=scoring,
+                      cache_dir=root / "cache")
         return {"train_seconds": res.metrics["train_seconds"], "dir": root / f"{strategy}-{i}"}
 
     interval = settings.rescore_interval(args.steps)
     print(f"student {args.student}, family {args.family}: {len(pool)} datasets x {args.n} samples, {args.steps} steps "
           f"(re-score every {interval}), batch {args.batch_size or TrainConfig().batch_size}, {args.threads} "
-          f"thread(s); curriculum {settings.to_dict()}")
+          f"thread(s); capability {args.capability}; curriculum {settings.to_dict()}")
     run("static-dmc", -1)  # warm-up: loads the student and fills the statistics cache for both strategies
     pairs = []
     for i in range(args.repeats):

@@ -299,6 +299,43 @@ def test_dynamic_curriculum_with_real_dmc_rescoring(tmp_path, tiny_student_facto
     assert res.metrics["curriculum"]["n_rescores"] == 2
 
 
+def test_rescoring_with_dmc_v2_and_likelihood_generates_nothing(tmp_path, tiny_student_factory, pool):
+    """CurriculumSettings.metric = dmc_v2 with capability=likelihood: every re-score reads the gold
+    answers' likelihoods (no attempt is generated) and agrees with dmc.scoring.score."""
+    from dmc.curriculum.rescore import DMCRescorer
+    from dmc.metrics import MetricSettings
+    from dmc.scoring import ScoringSettings, score
+
+    st = tiny_student_factory("chatml")
+    train(st, pool[0].samples, TrainConfig(output_dir=str(tmp_path / "warm"), steps=40, batch_size=4,
+                                           learning_rate=1e-2, bf16=False, lr_scheduler="constant", save_model=False))
+    target = [EvalItem(id=f"e{i}", prompt=({"role": "user", "content": f"What is {i} + {2 * i + 3}?"},), gold=str(3 * i + 3))
+              for i in range(6)]
+    likelihood = ScoringSettings(metric=MetricSettings(capability="likelihood"))
+    rescorer = DMCRescorer(target, capability_size=None, target_size=None, scoring=likelihood, metric="dmc_v2")
+    cur = DMCCurriculumCallback(pool, rescore_every=2, probe_size=None, policy="softmax:0.05", seed=3,
+                                rescore_fn=rescorer, student=st)
+    probes = [CandidateDataset(n, list(s)) for n, s in cur.probes.items()]
+    expected = score(probes, st, eval_set=target, use_cache=False,
+                     settings=ScoringSettings(metrics=("dmc_v2",), metric=MetricSettings(capability="likelihood")))
+    assert "attempts" not in expected.meta["run"]
+    generated = []  # calls of the model's generate (dmc.students.generation runs every attempt through it)
+    original = st.model.generate
+    st.model.generate = lambda *a, **k: generated.append(1) or original(*a, **k)
+    try:
+        train(st, None, TrainConfig(output_dir=str(tmp_path / "dyn"), steps=4, batch_size=4, bf16=False,
+                                    learning_rate=1e-3), callbacks=[cur])
+    finally:
+        st.model.generate = original
+    first = cur.history[0]
+    assert first["scores"] == pytest.approx(dict(zip(expected.datasets["dataset"], expected.datasets["dmc_v2"])))
+    assert generated == [] and len(cur.history) == 2
+    for e in cur.history:
+        assert e["timing"]["attempts"] is None and e["timing"]["answers"] is not None
+        assert set(e["details"]["step"]) >= {"R2", "logit_gap", "dmc_se"}
+        assert all(v is not None and v >= 0 for n, v in e["noise"].items() if e["scores"][n] is not None)
+
+
 def test_probes_and_attempted_questions_are_shared_across_datasets(tiny_student_factory):
     from dmc.curriculum.rescore import DMCRescorer
 

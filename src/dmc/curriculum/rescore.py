@@ -39,15 +39,15 @@ from dmc.stats.subsample import seeded_order
 from dmc.stats.tokens import max_length_for
 
 
-def rescore_settings(scoring: ScoringSettings, device_type: str) -> ScoringSettings:
-    """The settings of a re-score: DMC only, with its bootstrap over probe samples (the standard
+def rescore_settings(scoring: ScoringSettings, device_type: str, metric: str = "dmc") -> ScoringSettings:
+    """The settings of a re-score: the curriculum's DMC version (``metric``) only, with its bootstrap over probe samples (the standard
     errors the policy weighs a switch against), attempts in one generation batch and, on a CPU, small padded scoring batches
     (throughput only; results are unchanged: 176 lab traces took 1.1 s with 2048 tokens per batch,
     1.9 s with 8192)."""
     tokens = dataclasses.replace(scoring.tokens, batch_tokens=2048) if device_type == "cpu" else scoring.tokens
     # The model being trained lives in memory, where the vllm engine (which loads weights from
     # the student's source) cannot see it: re-scores always run on transformers.
-    return dataclasses.replace(scoring, metrics=("dmc",), tokens=dataclasses.replace(tokens, engine="transformers"),
+    return dataclasses.replace(scoring, metrics=(metric,), tokens=dataclasses.replace(tokens, engine="transformers"),
                                attempts=dataclasses.replace(scoring.attempts, batch_size=64, engine="transformers"))
 
 
@@ -102,8 +102,9 @@ def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sampl
                           questions=list(unique.values())[batches.start * per_batch:batches.stop * per_batch],
                           cache=None, known_tokens=known)
     parts: list[Any] = [None] * world
-    dist.all_gather_object(parts, (mine.tokens, mine.attempts, mine.run))
-    return Tables(_concat([p[0] for p in parts]), _concat([p[1] for p in parts]), _merge_run([p[2] for p in parts]))
+    dist.all_gather_object(parts, (mine.tokens, mine.attempts, mine.run, mine.answers))
+    return Tables(_concat([p[0] for p in parts]), _concat([p[1] for p in parts]), _merge_run([p[2] for p in parts]),
+                  _concat([p[3] for p in parts]))
 
 
 class DMCRescorer:
@@ -113,6 +114,7 @@ class DMCRescorer:
     target_size / capability_size: questions attempted per call for C_T / per dataset for C_D
     (None = all). attempt_budget: "auto" (see the module docstring) or a fixed max_new_tokens.
     scoring: the scoring settings (metric definitions, statistics, attempts) of every re-score.
+    metric: the DMC version computed (dmc or dmc_v2; CurriculumSettings.metric).
     """
 
     def __init__(
@@ -124,10 +126,12 @@ class DMCRescorer:
         attempt_budget: int | str = CurriculumSettings.attempt_budget,
         scoring: ScoringSettings | None = None,
         seed: int = 0,
+        metric: str = CurriculumSettings.metric,
     ):
         if attempt_budget != "auto" and (not isinstance(attempt_budget, int) or attempt_budget < 1):
             raise ValueError(f"attempt_budget must be 'auto' or a positive int, got {attempt_budget!r}")
         self.scoring = scoring or ScoringSettings()
+        self.metric = metric
         self.attempt_budget = attempt_budget
         self.capability_size = capability_size
         self.seed = seed
@@ -141,7 +145,7 @@ class DMCRescorer:
 
     def _settings_for(self, student, samples: Sequence[Sample]) -> ScoringSettings:
         if self._settings is None:
-            s = rescore_settings(self.scoring, student.device.type)
+            s = rescore_settings(self.scoring, student.device.type, self.metric)
             budget = self.attempt_budget
             if budget == "auto":
                 longest = max((len(student.encode(x.prompt, x.response).response_ids) for x in samples), default=1)
@@ -190,8 +194,8 @@ class DMCRescorer:
         tables = rescore_tables(student, samples, questions, settings, known)
         report = report_tables(pool, student, settings, tables, targets=self.target)
         run = tables.run
-        tok, att = run.get("tokens") or {}, run.get("attempts") or {}
-        self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"),
+        tok, att, ans = run.get("tokens") or {}, run.get("attempts") or {}, run.get("answers") or {}
+        self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"), "answers": ans.get("seconds"),
                             "seconds": round(time.perf_counter() - t0, 3), "n_traces": len(samples),
                             "n_training_pass": len(from_training),
                             "n_questions": att.get("unique"), "attempt_tokens": att.get("generated_tokens"),
@@ -201,12 +205,16 @@ class DMCRescorer:
         details: dict[str, dict[str, Any]] = {}
         for name in probes:
             row = ds.loc[name]
-            out[name] = float(row["dmc"])
-            details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "n_scored", "dmc_lo", "dmc_hi", "dmc_se") if k in row}
+            m = self.metric
+            out[name] = float(row[m])
+            details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "R2", "logit_gap", "n_scored")
+                             if k in row}
+            # the bounds and standard error under the names the callback reads, whichever version
+            details[name].update({f"dmc_{k}": _num(row[f"{m}_{k}"]) for k in ("lo", "hi", "se") if f"{m}_{k}" in row})
             details[name]["source"] = "probe + training pass" if extra[name] else "probe"
             reasons = row.get("reasons")
-            if isinstance(reasons, dict) and reasons.get("dmc"):
-                details[name]["reason"] = reasons["dmc"]
+            if isinstance(reasons, dict) and reasons.get(m):
+                details[name]["reason"] = reasons[m]
         self.last_details = details
         return out
 

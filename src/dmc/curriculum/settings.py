@@ -47,6 +47,10 @@ class CurriculumSettings:
     target_size: int | None = setting(32, "dynamic-dmc: target questions re-attempted per re-score (C_T).", min=1)
     attempt_budget: int | str = setting("auto", "dynamic-dmc: tokens per re-scoring attempt; auto = 1.5 x the "
                                         "longest probe trace, capped by --attempt-max-new-tokens.")
+    metric: str = setting("dmc", "static-dmc, static-dmc-mix and dynamic-dmc: the DMC version that scores the pool "
+                          "and every re-score: dmc (v1) or dmc_v2 (with --capability likelihood its re-scores "
+                          "generate nothing).", choices=("dmc", "dmc_v2"), flag="--curriculum-metric",
+                          keyed_if_set=True)
     mix_policy: str = setting("softmax", "static-dmc-mix: how DMC becomes a fixed mixture (softmax[:TAU] or "
                               "proportional).")
 

@@ -71,14 +71,18 @@ def parse_strategy(strategy: str) -> tuple[str, str | None, str | None]:
 
 def curriculum_key(strategy: str, settings: CurriculumSettings) -> dict[str, Any]:
     """The curriculum settings a strategy's results depend on (for cache keys): all of them for
-    dynamic-dmc, the mixture policy for static-dmc-mix, none for the others (they never re-score),
-    so changing how dynamic-dmc re-scores does not invalidate the static strategies' runs."""
+    dynamic-dmc, the DMC version (when not the default) for static-dmc and with the mixture policy
+    for static-dmc-mix, none for the others (they never score), so changing how dynamic-dmc
+    re-scores does not invalidate the static strategies' runs."""
     kind = parse_strategy(strategy)[0]
     fields = result_fields(settings)
     if kind == "dynamic-dmc":
         return fields
+    version = {"metric": fields["metric"]} if "metric" in fields else {}
     if kind == "static-dmc-mix":
-        return {"mix_policy": fields["mix_policy"]}
+        return {"mix_policy": fields["mix_policy"], **version}
+    if kind == "static-dmc":
+        return version
     return {}
 
 
@@ -170,19 +174,20 @@ def build_curriculum(
         return ScheduledCurriculum(pool, phases, seed=seed, reason=strategy), info
     if kind == "dynamic-dmc":
         rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
-                               attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed)
+                               attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed,
+                               metric=settings.metric)
         # the first mixture comes from DMC over the whole datasets on the untouched student (what
         # static-dmc uses), the later ones from probe re-scores as the student changes
-        report = _initial_scores(pool, student, eval_items, "dmc", scoring, cache_dir, scores_dir, progress)
-        col = report.datasets.set_index("dataset")["dmc"]
+        report = _initial_scores(pool, student, eval_items, settings.metric, scoring, cache_dir, scores_dir, progress)
+        col = report.datasets.set_index("dataset")[settings.metric]
         initial = {n: float(col.get(n, math.nan)) for n in names}
-        info["scores"] = {"dmc": {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
+        info["scores"] = {settings.metric: {n: (v if math.isfinite(v) else None) for n, v in initial.items()}}
         cb = DMCCurriculumCallback(pool, rescore_every=settings.rescore_every, probe_size=settings.probe_size,
                                    policy=settings.policy, switch_confidence=settings.switch_confidence,
                                    train_pass=settings.train_pass, holdout_probes=settings.holdout_probes,
                                    rescore_fn=rescorer, seed=seed, initial_scores=initial)
         return cb, info
-    metric = "dmc" if kind in ("static-dmc", "static-dmc-mix") else metric
+    metric = settings.metric if kind in ("static-dmc", "static-dmc-mix") else metric
     assert metric is not None
     report = _initial_scores(pool, student, eval_items, metric, scoring, cache_dir, scores_dir, progress)
     col = report.datasets.set_index("dataset")[metric]
