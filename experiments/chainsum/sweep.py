@@ -335,7 +335,7 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
         outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share")}
         inner_keys = [k for k in grid if k not in outer]
         for content, top_k, share in itertools.product(outer["content"], outer["top_k"], outer["format_share"]):
-            if content != "decisions" and share != outer["format_share"][0]:
+            if content not in ("decisions", "continuations") and share != outer["format_share"][0]:
                 continue  # format_share only changes the decisions selector
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
             group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)

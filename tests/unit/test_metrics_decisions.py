@@ -9,7 +9,8 @@ import pytest
 from test_metrics_helpers import FakeGrader, pool, sample, token_row, tokens_table
 
 from dmc.metrics import MetricSettings, ScoringContext
-from dmc.metrics.spans import answer_span, content_token_mask, decision_spans, format_words, units
+from dmc.metrics.spans import (answer_span, content_token_mask, continuation_spans, decision_spans, format_words,
+                               units)
 
 WORDS_Q = "Start with the list [dog, cat, bee]. Swap the first and last items. Sort it. What is the list now?"
 WORDS_R = "Start with [dog, cat, bee].\nswap ends: [bee, cat, dog]\nsort: [bee, cat, dog]\nThe answer is [bee, cat, dog]."
@@ -69,6 +70,43 @@ def test_boilerplate_is_skipped_but_not_in_the_final_answer():
     assert ans == (r.rindex("yes"), r.rindex("yes") + 3)
     assert _texts(r, decision_spans(q, r, fmt, ans)) == ["yes"]
     assert answer_span(r, None) is None and answer_span(r, "no") is None
+
+
+BOOL_Q = "Start with false. Negate it. AND it with true. Negate it. Is the result true or false?"
+BOOL_R = ("Start with false.\nNegate it: not (false) = true\nAND it with true: true and true = true\n"
+          "Negate it: not (true) = false\nThe answer is false.")
+BOOL_FORMAT = frozenset({"start", "with", "negate", "it", "and", "not", "the", "answer", "is"})
+
+
+def test_verdicts_are_content_under_continuations_not_decisions():
+    """With two values every pair of them is on the page after a step or two, so `decisions` keeps
+    only the last result here; `continuations` keeps each verdict the text before it does not show."""
+    answer = answer_span(BOOL_R, "false")
+    results = [BOOL_R.index("= true") + 2, BOOL_R.index("= true", 40) + 2, BOOL_R.rindex("= false") + 2]
+    assert [a for a, _ in decision_spans(BOOL_Q, BOOL_R, BOOL_FORMAT, answer)] == results[2:]
+    got = continuation_spans(BOOL_Q, BOOL_R, BOOL_FORMAT, answer)
+    at = [a for a, _ in got]
+    # all three results, and the two values read into "true and true"; "not (false)" and the second
+    # "not (true)" carry the last value over a line break, "AND it with true" quotes the question,
+    # and the final answer restates the last result: copies
+    assert set(results) <= set(at)
+    assert _texts(BOOL_R, got) == ["true", "true", "true", "true", "false"]
+    assert BOOL_R.rindex("false") not in at and BOOL_R.index("(false)") + 1 not in at
+    assert BOOL_R.index("with true") + 5 not in at
+
+
+def test_continuations_on_arithmetic_and_repeated_lines():
+    q = "Tom has 3 coins. He finds 5 coins. He loses 2 coins. How many coins does Tom have now?"
+    r = "3 + 5 = 8\n8 - 2 = 6\nCheck: 8 - 2 = 6\nThe answer is 6."
+    fmt = frozenset({"check", "the", "answer", "is"})
+    # the operands and results as under `decisions`; the re-check's first value is a choice (which
+    # step to check: nothing before it shows what follows "6. Check"), the rest of its line repeats
+    # a line already written (copies: looking back finds "8 - 2 = 6"), and the answer is carried
+    assert _texts(r, continuation_spans(q, r, fmt)) == ["3", "5", "8", "2", "6", "8"]
+    assert _texts(r, decision_spans(q, r, fmt)) == ["3", "5", "8", "2", "6", "8"]
+    # a result that differs from what the same context gave before is content again
+    r2 = "3 + 5 = 8\n3 + 5 = 9"
+    assert _texts(r2, continuation_spans(q, r2, fmt))[-1] == "9"
 
 
 def test_token_mask_maps_decisions_to_tokens():

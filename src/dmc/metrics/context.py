@@ -384,7 +384,7 @@ class ScoringContext:
                                  "rank, char_start and char_end differ in length")
             response = self.samples.at[i, "response"]
             extra = {}
-            if st.content == "decisions":
+            if st.content in ("decisions", "continuations"):
                 extra = {"boilerplate": self.boilerplate[self.samples.at[i, "dataset"]],
                          "answer": answer_span(response, self.grader.extract(response))}
             mask = content_token_mask(self.samples.at[i, "prompt_text"], response, cs, ce, st.content, **extra)

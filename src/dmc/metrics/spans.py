@@ -13,6 +13,10 @@ known items, a chosen option, an operand read from the question). Boilerplate is
 the pool itself: a word the dataset's traces use in at least a given share of them is format,
 unless it is a value (a word of the pool's gold answers) or inside the trace's final answer.
 
+``continuations`` marks every non-format unit that the text before it does not already show: new,
+or following its context differently than the same context was followed before (a copy is what
+looking back finds).
+
 Pure functions over text and token offsets; no model involved.
 """
 
@@ -23,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CONTENT_SELECTORS = ("numbers", "words", "decisions", "all")
+CONTENT_SELECTORS = ("numbers", "words", "decisions", "continuations", "all")
 
 # Atomic mathematical spans, tried in this order at each position (first match wins):
 #   a bracketed list or parenthesized tuple of numbers ("[2, 2, 4]", "[]", "(3, -1)": the result of
@@ -175,6 +179,63 @@ def decision_spans(question: str, response: str, boilerplate: frozenset[str] = f
     return out
 
 
+# The longest context (in units) a copy is matched on: long enough that a repeated line is found
+# whole, short enough that matching stays linear in the trace's length.
+MAX_CONTEXT = 8
+_BREAK_RE = re.compile(r"\n|\.(?=\s)")
+
+
+def continuation_spans(question: str, response: str, boilerplate: frozenset[str] = frozenset(),
+                       answer: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """Char spans of the units of ``response`` that the text before them does not already show.
+
+    The question and the response are read as one sequence of units, boilerplate words included
+    (they are context the student reads). A non-format unit is content unless it is a copy: its
+    string occurred before, and the longest run of units just before it (up to ``MAX_CONTEXT``) that
+    also occurred earlier was followed there by the same unit — the continuation a student finds
+    by looking back, as an induction head does. A new value, an operand read into a new place, a
+    result that differs from what the same context gave before, a chosen option, a verdict: all
+    content. A line or phrase repeated from earlier, a value carried over a line or sentence break
+    right after it was written (``= 17.`` then ``17 - 3``; ``14. The answer is 14``): copies. Unlike ``decisions`` it needs no notion of a restatement, so a task
+    whose values are few (true/false, option letters) keeps its decisions.
+    """
+    q_units = units(question)
+    seq = [u for _, _, u, _ in q_units]
+    r_units = units(response)
+    # last unit seen after each context of 1..MAX_CONTEXT units, by context length
+    follow: list[dict[tuple[str, ...], str]] = [{} for _ in range(MAX_CONTEXT + 1)]
+    seen: set[str] = set(seq)
+
+    def record(upto: int) -> None:
+        """Index the contexts that end just before position ``upto`` with the unit at ``upto``."""
+        for k in range(1, min(MAX_CONTEXT, upto) + 1):
+            follow[k][tuple(seq[upto - k:upto])] = seq[upto]
+
+    for i in range(1, len(seq)):
+        record(i)
+    out: list[tuple[int, int]] = []
+    last: tuple[str, int] | None = None  # the previous non-format unit of the response, and its end
+    for a, b, u, is_word in r_units:
+        i = len(seq)
+        fmt = is_word and u in boilerplate and not (answer is not None and a < answer[1] and b > answer[0])
+        if not fmt:
+            predicted = None
+            for k in range(min(MAX_CONTEXT, i), 0, -1):
+                predicted = follow[k].get(tuple(seq[i - k:i]))
+                if predicted is not None:
+                    break
+            # a value carried over a line or sentence break ("= 17.\n17 - 3", "14. The answer is 14")
+            carried = last is not None and last[0] == u and _BREAK_RE.search(response, last[1], a) is not None
+            if u not in seen or (predicted != u and not carried):
+                out.append((a, b))
+            last = (u, b)
+        seen.add(u)
+        seq.append(u)
+        if i >= 1:
+            record(i)
+    return out
+
+
 def answer_span(response: str, answer: str | None) -> tuple[int, int] | None:
     """The char span of the last occurrence of the extracted final ``answer`` in ``response``."""
     if not answer:
@@ -205,8 +266,12 @@ def content_token_mask(
     if content == "all":
         return np.ones(cs.shape, dtype=bool)
     mask = np.zeros(cs.shape, dtype=bool)
-    spans = (decision_spans(question, response, boilerplate, answer) if content == "decisions"
-             else novel_spans(question, response, content))
+    if content == "decisions":
+        spans = decision_spans(question, response, boilerplate, answer)
+    elif content == "continuations":
+        spans = continuation_spans(question, response, boilerplate, answer)
+    else:
+        spans = novel_spans(question, response, content)
     for a, b in spans:
         mask |= (cs < b) & (ce > a)
     return mask
