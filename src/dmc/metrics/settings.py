@@ -20,8 +20,10 @@ class MetricSettings:
     sigma: float = setting(0.25, "DMC difficulty-match width: R = exp(-(C_D - C_T)^2 / 2 sigma^2), > 0.", min=1e-12)
     content: str = setting("decisions", "DMC content tokens: numbers (novel numbers and expressions), words (novel "
                            "words), decisions (new values and known ones in a new place, boilerplate excluded; "
-                           "any kind of reasoning) or all (every response token).", choices=CONTENT_SELECTORS)
-    format_share: float = setting(0.2, "decisions content: a word used by at least this share of a dataset's traces "
+                           "any kind of reasoning), continuations (every value the text before it does not "
+                           "already show; for tasks with few values such as true/false) or all (every response "
+                           "token).", choices=CONTENT_SELECTORS)
+    format_share: float = setting(0.2, "decisions and continuations content: a word used by at least this share of a dataset's traces "
                                   "is boilerplate (format), unless it is a word of the gold answers or in the final "
                                   "answer; in (0, 1].",
                                   min=1e-9, max=1.0, keyed_if_set=True)
