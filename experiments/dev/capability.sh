@@ -4,7 +4,8 @@
 # E1 accuracies, then the joint ranking (experiments/joint.py). The sweeps read each run's cached
 # statistics; the answer likelihoods (one short forward pass per question) are computed into the
 # run's cache the first time.
-# Usage: experiments/dev/capability.sh [OUT_DIR]      (default runs/capability)
+# Usage: experiments/dev/capability.sh [OUT_DIR [GRID]]   (default runs/capability, experiments/grid-capability.json;
+#        experiments/grid-continuations.json compares the content selectors the same way)
 # Runs used when present (each made by the command in experiments/README.md):
 #   runs/lab/{arith,listops}-lab-small, runs/lab/listops-lab-base    experiments/lab/run.sh
 #   runs/dev/{wordops,boolchain}-lab-small                           experiments/dev/run.sh runs/dev "wordops boolchain"
@@ -18,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 OUT="${1:-runs/capability}"
 PY=.venv/bin/python; [ -x "$PY" ] || PY=python3
-GRID=experiments/grid-capability.json
+GRID="${2:-experiments/grid-capability.json}"
 mkdir -p "$OUT"
 specs=()
 for run in runs/lab/arith-lab-small runs/lab/listops-lab-small runs/lab/listops-lab-base runs/dev/wordops-lab-small \
