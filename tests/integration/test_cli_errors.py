@@ -29,7 +29,7 @@ BAD = [
     ("score {d} --student lab-small --out {f}", "error: --out {f} is a file"),
     ("score {r}/missing.jsonl --student lab-small", "error: DATASETS {r}/missing.jsonl: no such file"),
     ("score {d} --student lab-small --epsilon 3", "error: --epsilon must be <= 1"),
-    ("score {d} --student lab-small --content letters", "error: --content must be one of numbers, words, decisions, all"),
+    ("score {d} --student lab-small --content letters", "error: --content must be one of numbers, words, decisions, continuations, all"),
     ("score {d} --student lab-small --metrics dmc,nope", "error: unknown metric 'nope'"),
     ("score {d} --student lab-small --config {r}/missing.yaml", "error: config file {r}/missing.yaml does not exist"),
     ("score {d}", "error: missing --student"),
