@@ -203,9 +203,9 @@ class DMCRescorer:
         ds = report.datasets.set_index("dataset")
         out: dict[str, float] = {}
         details: dict[str, dict[str, Any]] = {}
+        m = self.metric
         for name in probes:
             row = ds.loc[name]
-            m = self.metric
             out[name] = float(row[m])
             details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "R2", "logit_gap", "n_scored")
                              if k in row}

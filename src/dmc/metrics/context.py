@@ -29,6 +29,7 @@ ANSWER_COLUMNS = ("question_hash", "gold_logprob", "reason")
 MAX_ANSWER_PROB = 1.0 - 1e-6
 
 NO_TOKENS = "no token statistics"
+NO_ANSWERS = "no answer likelihoods (dmc.stats.answers)"
 TRUNCATED = "truncated: the trace is longer than the scoring max_length (--score-max-length)"
 
 
@@ -305,8 +306,12 @@ class ScoringContext:
     @cached_property
     def target_capability(self) -> tuple[float, str | None]:
         """C_T: mean c over the target questions (the eval set; the whole pool when none given)."""
-        qs = self.target_questions if self.target_questions is not None else self.samples["question_hash"]
-        return self.mean_capability(qs)
+        return self.mean_capability(self.target_hashes)
+
+    @property
+    def target_hashes(self) -> Sequence[str]:
+        """The target questions' hashes: the eval set's, or every pool question when none given."""
+        return self.target_questions if self.target_questions is not None else list(self.samples["question_hash"])
 
     @cached_property
     def answer_logit_by_question(self) -> pd.DataFrame:
@@ -325,14 +330,24 @@ class ScoringContext:
         reason = a["reason"].where(np.isnan(z), None).astype(object)
         return pd.DataFrame({"z": z, "z_reason": reason}, index=a.index)
 
+    @cached_property
+    def answer_capability(self) -> pd.DataFrame:
+        """z_i (the logit of the student's probability of sample i's gold answer) and z_reason,
+        aligned with samples."""
+        zq = self.answer_logit_by_question
+        qh = self.samples["question_hash"]
+        z = qh.map(zq["z"]).astype(float)
+        reason = qh.map(zq["z_reason"]).astype(object)
+        reason[~qh.isin(zq.index)] = NO_ANSWERS if self.answers is None else "no answer likelihood"
+        reason[z.notna()] = None
+        return pd.DataFrame({"z": z, "z_reason": reason})
+
     def answer_logits(self, question_hashes: Iterable[str]) -> tuple[np.ndarray, str | None]:
         """z of the distinct questions given that have one (NaN-free), or an empty array with a reason."""
         zq = self.answer_logit_by_question["z"]
         vals = zq.reindex(list(dict.fromkeys(question_hashes))).dropna().to_numpy(dtype=float)
         if vals.size == 0:
-            why = "no answer likelihoods (dmc.stats.answers)" if self.answers is None else \
-                "no answer likelihood on these questions"
-            return vals, why
+            return vals, NO_ANSWERS if self.answers is None else "no answer likelihood on these questions"
         return vals, None
 
     def fits(self) -> pd.Series:

@@ -79,8 +79,7 @@ class _PassRates:
         self.ctx, st = ctx, ctx.settings
         self.prior = st.prior
         c_t, self.target_reason = ctx.target_capability
-        tq = ctx.target_questions if ctx.target_questions is not None else ctx.samples["question_hash"]
-        self.target = float(logit(shrunk_rate(c_t, _attempt_count(ctx, tq), self.prior)))
+        self.target = float(logit(shrunk_rate(c_t, _attempt_count(ctx, ctx.target_hashes), self.prior)))
         self.values = ctx.capability["c"]  # what the bootstrap resamples per sample
         self.reasons = ctx.capability["c_reason"]
 
@@ -103,16 +102,10 @@ class _AnswerLikelihood:
 
     def __init__(self, ctx: ScoringContext):
         self.ctx = ctx
-        tq = ctx.target_questions if ctx.target_questions is not None else ctx.samples["question_hash"]
-        z_t, self.target_reason = ctx.answer_logits(tq)
+        z_t, self.target_reason = ctx.answer_logits(ctx.target_hashes)
         self.target = float(z_t.mean()) if z_t.size else float("nan")
-        zq = ctx.answer_logit_by_question
-        qh = ctx.samples["question_hash"]
-        self.values = qh.map(zq["z"]).astype(float)
-        self.reasons = qh.map(zq["z_reason"]).astype(object)
-        self.reasons[~qh.isin(zq.index)] = "no answer likelihood" if ctx.answers is not None else \
-            "no answer likelihoods (dmc.stats.answers)"
-        self.reasons[self.values.notna()] = None
+        self.values = ctx.answer_capability["z"]  # what the bootstrap resamples per sample
+        self.reasons = ctx.answer_capability["z_reason"]
 
     def per_sample(self) -> np.ndarray:
         return self.values.to_numpy(dtype=float)

@@ -13,6 +13,7 @@ question, so differences between questions are differences of difficulty for the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,16 +32,22 @@ def probe_response(gold: str) -> str:
     return f"{ANSWER_CUE}{gold}."
 
 
+def answer_probe(q: Sample | EvalItem) -> Sample | None:
+    """The answer probe of a question (its prompt, then ``The answer is <gold>.``), None without gold.
+    It has the question's prompt and gold, so its ``question_hash`` is the question's."""
+    gold = None if q.gold is None else str(q.gold).strip()
+    if not gold:
+        return None
+    return Sample(id=f"probe-{q.question_hash}", prompt=tuple(q.prompt), response=probe_response(gold), gold=q.gold,
+                  dataset=PROBE_DATASET)
+
+
 def answer_probes(questions: Sequence[Sample | EvalItem]) -> list[Sample]:
-    """One probe per distinct question with a gold answer, in first-seen order. A probe has the
-    question's prompt and gold, so its ``question_hash`` is the question's."""
+    """One probe per distinct question with a gold answer, in first-seen order."""
     out: dict[str, Sample] = {}
     for q in questions:
-        if q.gold is None or not str(q.gold).strip() or q.question_hash in out:
-            continue
-        gold = str(q.gold).strip()
-        out[q.question_hash] = Sample(id=f"probe-{q.question_hash}", prompt=tuple(q.prompt),
-                                      response=probe_response(gold), gold=q.gold, dataset=PROBE_DATASET)
+        if q.question_hash not in out and (probe := answer_probe(q)) is not None:
+            out[q.question_hash] = probe
     return list(out.values())
 
 
@@ -58,19 +65,18 @@ def answers_table(questions: Sequence[Sample | EvalItem], probe_tokens: pd.DataF
     A question without gold, or whose probe has no tokens row (not computed, or cut at the scoring
     max_length), has NaN with the reason.
     """
-    rows: dict[str, pd.Series] = {}
+    rows: dict[str, Any] = {}
     if probe_tokens is not None and len(probe_tokens):
-        rows = {h: r for h, r in zip(probe_tokens["sample_hash"], probe_tokens.itertuples(index=False))}
+        rows = dict(zip(probe_tokens["sample_hash"], probe_tokens.itertuples(index=False)))
     out: dict[str, dict] = {}
     for q in questions:
         h = q.question_hash
         if h in out:
             continue
-        gold = None if q.gold is None else str(q.gold).strip()
-        if not gold:
+        probe = answer_probe(q)
+        if probe is None:
             out[h] = {"gold_logprob": np.nan, "n_gold_tokens": 0, "reason": NO_GOLD}
             continue
-        probe = Sample(id="", prompt=tuple(q.prompt), response=probe_response(gold), gold=q.gold)
         r = rows.get(probe.hash)
         if r is None:
             out[h] = {"gold_logprob": np.nan, "n_gold_tokens": 0, "reason": "no answer-probe statistics"}
@@ -78,7 +84,7 @@ def answers_table(questions: Sequence[Sample | EvalItem], probe_tokens: pd.DataF
             out[h] = {"gold_logprob": np.nan, "n_gold_tokens": 0, "reason": CUT}
         else:
             lp, n = gold_logprob(np.asarray(r.logprob, dtype=np.float64), np.asarray(r.char_start),
-                                 np.asarray(r.char_end), gold)
+                                 np.asarray(r.char_end), str(q.gold).strip())
             out[h] = {"gold_logprob": lp if n else np.nan, "n_gold_tokens": n,
                       "reason": None if n else "the gold has no token in the probe"}
     df = pd.DataFrame.from_dict(out, orient="index")
