@@ -6,9 +6,13 @@ import random
 import re
 
 import pytest
+from transformers import AutoTokenizer
 
 from dmc.lab import ALL_FAMILIES, DEV_FAMILIES, TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
+from dmc.lab.pool import standard_pool
+from dmc.lab.registry import student_path
 from dmc.lab.teachers import get_teacher
+from dmc.lab.tokenizer import MODEL_MAX_LENGTH
 
 
 def _problems(family: str, dist: str, n: int, seed: int = 0):
@@ -20,7 +24,7 @@ def _problems(family: str, dist: str, n: int, seed: int = 0):
 def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
-    assert set(DEV_FAMILIES) == {"wordops", "boolchain"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
+    assert set(DEV_FAMILIES) == {"wordops", "boolchain", "bubblesort"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -50,6 +54,7 @@ def test_listops_verifier(answer, gold, ok):
     ("boolchain", "true", "true", True), ("boolchain", "True.", "true", True), ("boolchain", " false ", "false", True),
     ("boolchain", "false", "true", False), ("boolchain", "yes", "true", False), ("boolchain", None, "false", False),
     ("boolchain", "maybe", "maybe", None),
+    ("bubblesort", "[0, 3, 3, 8]", "[0, 3, 3, 8]", True), ("bubblesort", "[3, 0, 3, 8]", "[0, 3, 3, 8]", False),
 ])
 def test_development_family_verifiers(family, answer, gold, ok):
     if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
@@ -85,6 +90,38 @@ def test_boolchain_is_logic_with_verdicts():
     for i, p in enumerate(_problems("boolchain", "standard", 40, seed=4)):
         t = noisy(fam, p, random.Random(i), error_rate=1.0)
         assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+
+
+def test_bubblesort_has_long_traces_that_fit_the_lab_context():
+    fam = get_family("bubblesort")
+    assert fam.apply((3, 1, 2), ("cmp", 0, 1)) == (1, 3, 2) and fam.apply((1, 3, 2), ("cmp", 0, 1)) == (1, 3, 2)
+    assert fam.fmt_step((3, 1, 2), [("cmp", 0, 1), ("cmp", 1, 1)], (1, 2, 3)) == \
+        "compare 3 and 1: swap, compare 3 and 2: swap, [1, 2, 3]"
+    p = _problems("bubblesort", "standard", 1, seed=0)[0]
+    assert re.fullmatch(r"Sort the list \[[\d, ]+\] by bubble sort\. What is the sorted list\?", p.question)
+    # pass p compares the first n - p pairs; the sort stops after a pass without a swap
+    passes = [op[2] for op in p.ops]
+    assert passes == sorted(passes) and all(passes.count(k) == 5 - k for k in set(passes))
+    for dist, n, (lo, hi) in (("easy", 4, (5, 6)), ("standard", 5, (7, 10)), ("hard", 6, (15, 15))):
+        for p in _problems("bubblesort", dist, 30, seed=1):
+            assert len(p.start) == n and lo <= len(p.ops) <= hi and p.start != tuple(sorted(p.start))
+            assert fam.solve(p)[-1] == tuple(sorted(p.start)) and p.gold == fam.fmt_state(sorted(p.start))
+    noisy = get_teacher("noisy")
+    for i, p in enumerate(_problems("bubblesort", "standard", 40, seed=4)):
+        t = noisy(fam, p, random.Random(i), error_rate=1.0)
+        assert t.wrong_step is not None and t.answer != p.gold
+    # the family exists for long derivations: every pool dataset but answer-only writes hundreds of
+    # tokens, and a question with its longest trace still fits the lab students' context
+    tok = AutoTokenizer.from_pretrained(student_path("lab-small"))
+    lengths = {}
+    for spec in standard_pool("bubblesort"):
+        rows = [(p.question, get_teacher(spec.teacher)(fam, p, random.Random(i), **spec.params).text)
+                for i, p in enumerate(_problems("bubblesort", spec.distribution, 40, seed=5))]
+        n_tok = [(len(tok(q)["input_ids"]), len(tok(r)["input_ids"])) for q, r in rows]
+        assert max(q + r for q, r in n_tok) + 8 <= MODEL_MAX_LENGTH, spec.name  # + the chat template
+        lengths[spec.name] = sum(r for _, r in n_tok) / len(n_tok)
+    assert min(v for k, v in lengths.items() if k not in ("answer-only", "easy-stepwise")) > 180
+    assert lengths["hard-stepwise"] > 400
 
 
 def test_malformed_gold_raises():

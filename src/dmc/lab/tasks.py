@@ -8,8 +8,9 @@ exposes how to apply, render and corrupt one step. Generation is seeded by the c
 Families:
 - `arith`: word problems with additions and subtractions ("Tom has 12 coins. He finds 5. ...").
 - `listops`: list manipulation ("Start with the list [3, 8, 1]. Reverse it. Append 5. ...").
-- `wordops`, `boolchain` (development families the lab students never saw): listops on animal
-  names; a truth value through and / or / xor / not, answered true or false.
+- `wordops`, `boolchain`, `bubblesort` (development families the lab students never saw): listops
+  on animal names; a truth value through and / or / xor / not, answered true or false; a list sorted
+  by bubble sort, one comparison per step (long traces).
 """
 
 from __future__ import annotations
@@ -431,11 +432,93 @@ class BoolChain(TaskFamily):
         return _TRUTH.index(a) == 1 if a in _TRUTH else None
 
 
+# ----------------------------------------------------------------------------------------
+# bubblesort: long traces — an algorithm executed comparison by comparison
+# ----------------------------------------------------------------------------------------
+
+
+class BubbleSort(ListOps):
+    """A list of digits sorted by bubble sort: passes from left to right, each comparison swapping
+    two neighbours that are out of order, until a pass makes no swap. A step is one comparison and
+    writes the whole list again, so a derivation runs to hundreds of tokens from a short question;
+    what a step decides is whether to swap, and a wrong step can be undone by a later pass (the noisy
+    teacher redraws until the final answer is wrong)."""
+
+    name = "bubblesort"
+    description = "a list of digits sorted by bubble sort, one line per comparison; the answer is the sorted list"
+    distributions = {
+        # comparisons (steps) follow from the list; lengths keep a question and its longest trace
+        # within the lab students' 512-token context
+        "easy": Distribution("easy", (5, 6), (4,)),
+        "standard": Distribution("standard", (7, 10), (5,)),
+        "hard": Distribution("hard", (15, 15), (6,)),  # every pass runs
+    }
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        length = rng.choice(dist.size)
+        while True:  # redraw until the sort takes a number of comparisons in the distribution's range
+            start = tuple(rng.randint(0, 9) for _ in range(length))
+            ops = self._comparisons(start)
+            if start != tuple(sorted(start)) and dist.steps[0] <= len(ops) <= dist.steps[1]:
+                break
+        state = start
+        for op in ops:
+            state = self.apply(state, op)
+        question = f"Sort the list {self.fmt_state(start)} by bubble sort. What is the sorted list?"
+        return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, length)
+
+    def _comparisons(self, start: tuple[int, ...]) -> list[Op]:
+        """Bubble sort's comparisons ("cmp", position, pass): pass p compares the first n - p pairs,
+        and the sort stops after a pass without a swap."""
+        ops: list[Op] = []
+        state = start
+        for n_pass in range(1, len(start)):
+            before = state
+            for j in range(len(start) - n_pass):
+                ops.append(("cmp", j, n_pass))
+                state = self.apply(state, ops[-1])
+            if state == before:
+                break
+        return ops
+
+    def apply(self, state: tuple[int, ...], op: Op) -> tuple[int, ...]:
+        if op[0] != "cmp":
+            raise ValueError(f"bubblesort: unknown operation {op!r}")
+        j = op[1]
+        if state[j] <= state[j + 1]:
+            return state
+        return (*state[:j], state[j + 1], state[j], *state[j + 2:])
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        _, j, n_pass = problem.ops[i]
+        return f"Pass {n_pass}, pair {j + 1}"
+
+    quote_step = TaskFamily.quote_step  # the comparison's place, then the comparison
+
+    def describe_op(self, op: Op) -> str:
+        return f"compare positions {op[1] + 1} and {op[1] + 2}"
+
+    def _compare(self, state: tuple[int, ...], op: Op) -> str:
+        a, b = state[op[1]], state[op[1] + 1]
+        return f"compare {a} and {b}: {'swap' if a > b else 'keep'}"
+
+    def fmt_step(self, before: tuple[int, ...], ops: list[Op], after: tuple[int, ...]) -> str:
+        parts, s = [], before
+        for op in ops:
+            parts.append(self._compare(s, op))
+            s = self.apply(s, op)
+        return ", ".join(parts) + f", {self.fmt_state(after)}"
+
+    def explain_step(self, before: tuple[int, ...], op: Op, after: tuple[int, ...]) -> str:
+        a, b = before[op[1]], before[op[1] + 1]
+        return f"{a} {'>' if a > b else '<='} {b}, so we {'swap' if a > b else 'keep'}: {self.fmt_state(after)}"
+
+
 # The families the lab students were pretrained on (their corpus and tokenizer derive from these;
 # adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
 # Development families the students never saw in pretraining.
-DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain())}
+DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain(), BubbleSort())}
 ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES}
 
 
