@@ -7,7 +7,7 @@
 # on each run.
 # Usage: experiments/dev/run.sh [RUN_DIR [FAMILIES [STUDENTS [VALIDATE_OPTIONS...]]]]
 #   defaults: runs/dev, "wordops", "lab-small"; a rerun resumes (statistics and pilots are cached).
-#   VALIDATE_OPTIONS override the config, e.g. the long-trace family's budgets:
+#   VALIDATE_OPTIONS override the config, e.g. the long-trace family's budgets (experiments/dev/run-long.sh):
 #   experiments/dev/run.sh runs/dev bubblesort lab-small --max-length 512 --eval-max-new-tokens 448 \
 #     --attempt-max-new-tokens 448
 # Statistics are cached in runs/lab/cache, shared with experiments/lab/run.sh.
