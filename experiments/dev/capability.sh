@@ -9,7 +9,7 @@
 # Runs used when present (each made by the command in experiments/README.md):
 #   runs/lab/{arith,listops}-lab-small, runs/lab/listops-lab-base    experiments/lab/run.sh
 #   runs/dev/{wordops,boolchain}-lab-small                           experiments/dev/run.sh runs/dev "wordops boolchain"
-#   runs/dev/bubblesort-lab-small                                    experiments/dev/run-long.sh
+#   runs/dev/bubblesort-lab-small, runs/dev/bubblesort-lab-base       experiments/dev/run-long.sh; experiments/dev/run-long.sh runs/dev lab-base 0,1
 #   runs/dev-smollm2/wordops-smollm2                                 experiments/dev/run-smollm2.sh wordops
 #   runs/dev-smollm2/boolchain-smollm2                               experiments/dev/run-smollm2.sh boolchain runs/dev-smollm2 96
 #   chain-sum (experiments/chainsum/validate.yaml)                   experiments/chainsum/run.sh
@@ -25,7 +25,7 @@ mkdir -p "$OUT"
 specs=()
 for run in runs/lab/arith-lab-small runs/lab/listops-lab-small runs/lab/listops-lab-base runs/dev/wordops-lab-small \
            runs/dev-smollm2/wordops-smollm2 runs/dev/boolchain-lab-small runs/dev-smollm2/boolchain-smollm2 \
-           runs/dev/bubblesort-lab-small; do
+           runs/dev/bubblesort-lab-small runs/dev/bubblesort-lab-base; do
   name="$(basename "$run")"
   if [ ! -f "$run/e1.json" ]; then echo "skip $name: no $run/e1.json" >&2; continue; fi
   [ -f "$OUT/$name/sweep.csv" ] || "$PY" experiments/chainsum/sweep.py --run "$run" --n-boot 200 --grid "$GRID" \
