@@ -458,18 +458,15 @@ class BubbleSort(ListOps):
         length = rng.choice(dist.size)
         while True:  # redraw until the sort takes a number of comparisons in the distribution's range
             start = tuple(rng.randint(0, 9) for _ in range(length))
-            ops = self._comparisons(start)
-            if start != tuple(sorted(start)) and dist.steps[0] <= len(ops) <= dist.steps[1]:
+            ops, state = self._comparisons(start)
+            if start != state and dist.steps[0] <= len(ops) <= dist.steps[1]:  # a sorted list needs no reasoning
                 break
-        state = start
-        for op in ops:
-            state = self.apply(state, op)
         question = f"Sort the list {self.fmt_state(start)} by bubble sort. What is the sorted list?"
         return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, length)
 
-    def _comparisons(self, start: tuple[int, ...]) -> list[Op]:
-        """Bubble sort's comparisons ("cmp", position, pass): pass p compares the first n - p pairs,
-        and the sort stops after a pass without a swap."""
+    def _comparisons(self, start: tuple[int, ...]) -> tuple[list[Op], tuple[int, ...]]:
+        """Bubble sort's comparisons ("cmp", position, pass), and the sorted list they end with: pass p
+        compares the first n - p pairs, and the sort stops after a pass without a swap."""
         ops: list[Op] = []
         state = start
         for n_pass in range(1, len(start)):
@@ -479,7 +476,7 @@ class BubbleSort(ListOps):
                 state = self.apply(state, ops[-1])
             if state == before:
                 break
-        return ops
+        return ops, state
 
     def apply(self, state: tuple[int, ...], op: Op) -> tuple[int, ...]:
         if op[0] != "cmp":
