@@ -8,7 +8,7 @@ import re
 import pytest
 from transformers import AutoTokenizer
 
-from dmc.lab import ALL_FAMILIES, DEV_FAMILIES, TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
+from dmc.lab import ALL_FAMILIES, DEV_FAMILIES, HELD_OUT_FAMILIES, TASK_FAMILIES, TEACHERS, extract_answer, get_family, verify
 from dmc.lab.pool import standard_pool
 from dmc.lab.registry import student_path
 from dmc.lab.teachers import get_teacher
@@ -25,6 +25,7 @@ def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
     assert set(DEV_FAMILIES) == {"wordops", "boolchain", "bubblesort"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
+    assert set(HELD_OUT_FAMILIES) == {"cups"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -55,6 +56,8 @@ def test_listops_verifier(answer, gold, ok):
     ("boolchain", "false", "true", False), ("boolchain", "yes", "true", False), ("boolchain", None, "false", False),
     ("boolchain", "maybe", "maybe", None),
     ("bubblesort", "[0, 3, 3, 8]", "[0, 3, 3, 8]", True), ("bubblesort", "[3, 0, 3, 8]", "[0, 3, 3, 8]", False),
+    ("cups", "B", "B", True), ("cups", "b.", "B", True), ("cups", "C", "B", False), ("cups", "cup B", "B", False),
+    ("cups", None, "A", False), ("cups", "F", "F", None),
 ])
 def test_development_family_verifiers(family, answer, gold, ok):
     if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
@@ -88,6 +91,27 @@ def test_boolchain_is_logic_with_verdicts():
     assert 0.3 < golds.count("true") / len(golds) < 0.7  # neither verdict can be guessed from the prior
     noisy = get_teacher("noisy")
     for i, p in enumerate(_problems("boolchain", "standard", 40, seed=4)):
+        t = noisy(fam, p, random.Random(i), error_rate=1.0)
+        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+
+
+def test_cups_tracks_a_coin_and_answers_with_a_letter():
+    fam = get_family("cups")
+    # a swap moves the coin only when it is under one of the two cups
+    assert fam.apply(0, ("swap", 0, 2)) == 2 and fam.apply(2, ("swap", 0, 2)) == 0 and fam.apply(1, ("swap", 0, 2)) == 1
+    assert fam.fmt_step(0, [("swap", 0, 1), ("swap", 1, 2)], 2) == "swap A and B, swap B and C: C"
+    assert fam.explain_step(0, ("swap", 1, 2), 0) == "we swap cups B and C, so the coin stays under A"
+    p = _problems("cups", "standard", 1, seed=3)[0]
+    assert re.fullmatch(r"There are cups A, B(, C)*(, D)? and [CD], and a coin is under cup [A-D]\."
+                        r"( Swap cups [A-D] and [A-D]\.)+ Which cup is the coin under now\?", p.question)
+    for dist, n_cups, (lo, hi) in (("easy", (3,), (1, 3)), ("standard", (3, 4), (3, 6)), ("hard", (5,), (7, 10))):
+        for p in _problems("cups", dist, 30, seed=1):
+            assert p.size in n_cups and lo <= len(p.ops) <= hi and not re.search(r"\d", p.question + p.gold)
+            assert all(0 <= a < b < p.size for _, a, b in p.ops) and p.gold == fam.fmt_state(fam.solve(p)[-1])
+    golds = [p.gold for p in _problems("cups", "standard", 300, seed=2)]
+    assert len(set(golds)) == 4 and max(golds.count(g) for g in set(golds)) / len(golds) < 0.45  # no letter to guess
+    noisy = get_teacher("noisy")
+    for i, p in enumerate(_problems("cups", "standard", 40, seed=4)):
         t = noisy(fam, p, random.Random(i), error_rate=1.0)
         assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
 

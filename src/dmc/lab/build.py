@@ -18,13 +18,13 @@ from dmc.io import atomic_write_text
 
 from dmc.lab import chainsum
 from dmc.lab.pool import EVAL_DISTRIBUTION, DatasetSpec, standard_pool
-from dmc.lab.tasks import DEV_FAMILIES, TASK_FAMILIES, Problem, get_family
+from dmc.lab.tasks import DEV_FAMILIES, HELD_OUT_FAMILIES, TASK_FAMILIES, Problem, get_family
 from dmc.lab.teachers import get_teacher
 
 LAB_VERSION = "1"
 
 # what `build_lab` (and `dmc lab build --task`) can build; with no task, only TASK_FAMILIES
-LAB_TASKS: tuple[str, ...] = (*TASK_FAMILIES, *DEV_FAMILIES, chainsum.NAME)
+LAB_TASKS: tuple[str, ...] = (*TASK_FAMILIES, *DEV_FAMILIES, *HELD_OUT_FAMILIES, chainsum.NAME)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ Families:
 - `wordops`, `boolchain`, `bubblesort` (development families the lab students never saw): listops
   on animal names; a truth value through and / or / xor / not, answered true or false; a list sorted
   by bubble sort, one comparison per step (long traces).
+- `cups` (held out of every choice of defaults): a coin tracked under lettered cups through swaps,
+  answered with a cup letter.
 """
 
 from __future__ import annotations
@@ -511,12 +513,89 @@ class BubbleSort(ListOps):
         return f"{a} {'>' if a > b else '<='} {b}, so we {'swap' if a > b else 'keep'}: {self.fmt_state(after)}"
 
 
+# ----------------------------------------------------------------------------------------
+# cups: state tracking — a coin followed under cups through swaps; the answer is a choice
+# ----------------------------------------------------------------------------------------
+
+_CUPS = "ABCDE"
+
+
+class Cups(TaskFamily):
+    """A coin under one of several cups, lettered A, B, C...; the cups are swapped in pairs and the
+    question asks which cup the coin is under. The answer is a chosen option (a letter): nothing is
+    computed, every letter is on the page from the start, and what a step decides is whether the
+    swap moves the coin and where."""
+
+    name = "cups"
+    description = "a coin tracked under lettered cups through pairwise swaps; the answer is a cup letter"
+    distributions = {
+        "easy": Distribution("easy", (1, 3), (3,)),
+        "standard": Distribution("standard", (3, 6), (3, 4)),
+        "hard": Distribution("hard", (7, 10), (5,)),
+    }
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        n_cups = rng.choice(dist.size)
+        start = rng.randrange(n_cups)
+        ops: list[Op] = [tuple(sorted(rng.sample(range(n_cups), 2))) for _ in range(rng.randint(*dist.steps))]
+        ops = [("swap", a, b) for a, b in ops]
+        state = start
+        for op in ops:
+            state = self.apply(state, op)
+        cups = ", ".join(_CUPS[: n_cups - 1]) + f" and {_CUPS[n_cups - 1]}"
+        sents = [f"There are cups {cups}, and a coin is under cup {_CUPS[start]}."]
+        sents += [f"{self._sentence(op)}." for op in ops]
+        question = " ".join(sents) + " Which cup is the coin under now?"
+        return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, n_cups)
+
+    def _sentence(self, op: Op) -> str:
+        return f"Swap cups {_CUPS[op[1]]} and {_CUPS[op[2]]}"
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        return self._sentence(problem.ops[i])
+
+    def quote_step(self, problem: Problem, i: int, before: int, after: int) -> str:
+        return f"{self.sentence(problem, i)}: {self.fmt_state(after)}"
+
+    def apply(self, state: int, op: Op) -> int:
+        if op[0] != "swap":
+            raise ValueError(f"cups: unknown operation {op!r}")
+        return op[2] if state == op[1] else op[1] if state == op[2] else state
+
+    def corrupt(self, state: int, rng: random.Random) -> int:
+        # every question has cups A, B and C, so a wrong cup among them always exists
+        return rng.choice([c for c in range(3) if c != state])
+
+    def fmt_state(self, state: int) -> str:
+        return _CUPS[state]
+
+    def fmt_op(self, op: Op) -> str:
+        return f"swap {_CUPS[op[1]]} and {_CUPS[op[2]]}"
+
+    def describe_op(self, op: Op) -> str:
+        return f"swap cups {_CUPS[op[1]]} and {_CUPS[op[2]]}"
+
+    def fmt_step(self, before: int, ops: list[Op], after: int) -> str:
+        return ", ".join(self.fmt_op(op) for op in ops) + f": {self.fmt_state(after)}"
+
+    def explain_step(self, before: int, op: Op, after: int) -> str:
+        where = f"moves to {self.fmt_state(after)}" if after != before else f"stays under {self.fmt_state(after)}"
+        return f"we {self.describe_op(op)}, so the coin {where}"
+
+    def canonical(self, answer: str) -> int | None:
+        a = answer.strip().rstrip(".").strip().upper()
+        return _CUPS.index(a) if len(a) == 1 and a in _CUPS else None
+
+
 # The families the lab students were pretrained on (their corpus and tokenizer derive from these;
 # adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
 # Development families the students never saw in pretraining.
 DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain(), BubbleSort())}
-ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES}
+# Held out: never used to choose or change a default, only to check a chosen one on a kind of
+# task it was not chosen on (docs/DMC.md, "How the defaults were chosen").
+HELD_OUT_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Cups(),)}
+ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES, **HELD_OUT_FAMILIES}
 
 
 def get_family(name: str) -> TaskFamily:
