@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["metric", "content", "top_k", "format_share", "epsilon", "sigma", "sigma_logit", "match_side", "capability",
+KEYS = ["metric", "content", "top_k", "format_share", "alignment", "epsilon", "sigma", "sigma_logit", "match_side", "capability",
         "budget"]
 
 

@@ -332,22 +332,24 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
     rows = []
     for m, grid in grids.items():
         # the settings a ScoringContext's alignment depends on: one context per combination
-        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share")}
+        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share", "alignment")}
         inner_keys = [k for k in grid if k not in outer]
-        for content, top_k, share in itertools.product(outer["content"], outer["top_k"], outer["format_share"]):
+        for content, top_k, share, align in itertools.product(outer["content"], outer["top_k"], outer["format_share"],
+                                                               outer["alignment"]):
             if content not in ("decisions", "continuations") and share != outer["format_share"][0]:
                 continue  # format_share only changes the decisions selector
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
-            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)
+            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, alignment=align,
+                                         n_boot=0, **kw)
                      for kw in combos]
             values_of = group_values(frame, tokens, attempts, targets, grader, m, group, exact, answers)
             for kw, values in zip(combos, values_of):
                 for subset, names in subsets.items():
                     r = {"metric": m, "version": METRICS[m].version, "subset": subset, "content": content,
-                         "top_k": top_k, "format_share": share, **kw}
+                         "top_k": top_k, "format_share": share, "alignment": align, **kw}
                     r.update(correlations(values.reindex(names), acc.reindex(names), n_boot))
                     rows.append(r)
-            log(f"  {m}: content={content} top_k={top_k} format_share={share} done ({len(rows)} rows)")
+            log(f"  {m}: content={content} top_k={top_k} format_share={share} alignment={align} done ({len(rows)} rows)")
     return pd.DataFrame(rows)
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_metrics_helpers import FakeGrader, attempts_table, pool, sample, token_row, tokens_table
+from test_metrics_helpers import FakeGrader, attempts_table, pool, sample, token_row, tokenize, tokens_table
 
 from dmc.metrics import (
     MetricSettings,
@@ -96,6 +96,21 @@ def test_alignment_top_k_and_selectors():
     # all 15 toy tokens count; both "12" tokens have rank 2
     al_all = _ctx([s], [row], content="all").alignment.iloc[0]
     assert al_all["n_content"] == 15 and al_all["A"] == pytest.approx(13 / 15)
+
+
+def test_alignment_prob_is_the_mean_probability_of_the_content_tokens():
+    s = sample("d", "1", Q, R_TEXT, "12")
+    spans = [s.response[a:b] for a, b in tokenize(s.response)]
+    # the novel 7 and 12 (one token each here) get probabilities 0.5 and 0.1; every other token 0.9
+    p_of = {"7": 0.5, "12": 0.1}
+    lp = [math.log(p_of.get(t, 0.9)) for t in spans]
+    rk = [1 if t not in p_of else 3 for t in spans]  # both content tokens out of the top 1
+    row = token_row(s, rank=rk, logprob=lp)
+    assert _ctx([s], [row]).alignment.iloc[0]["A"] == 0.0  # rank: the greedy student writes neither
+    # prob: the content is the first 7 and the first 12 (the later ones are copies)
+    assert _ctx([s], [row], alignment="prob").alignment.iloc[0]["A"] == pytest.approx((0.5 + 0.1) / 2)
+    with pytest.raises(ValueError, match="alignment"):
+        MetricSettings(alignment="entropy")
 
 
 def test_alignment_nan_reasons():

@@ -378,7 +378,8 @@ class ScoringContext:
 
     @cached_property
     def alignment(self) -> pd.DataFrame:
-        """A_i: fraction of content tokens with rank <= top_k, in [0, 1]; n_content; A_reason."""
+        """A_i in [0, 1]: the fraction of content tokens with rank <= top_k (``alignment="rank"``) or their
+        mean probability under the student (``"prob"``); n_content; A_reason."""
         A, reason = _nan_series(self.index)
         n_content = pd.Series(0, index=self.index, dtype=np.int64)
         st = self.settings
@@ -408,5 +409,9 @@ class ScoringContext:
             if n == 0:
                 reason[i] = "no content tokens"
                 continue
-            A[i] = float(np.mean(rank[mask] <= st.top_k))
+            if st.alignment == "prob":
+                lp = self.token_array(i, "logprob")
+                A[i] = float(np.mean(np.exp(lp[mask])))
+            else:
+                A[i] = float(np.mean(rank[mask] <= st.top_k))
         return pd.DataFrame({"A": A, "A_reason": reason, "n_content": n_content})
