@@ -102,7 +102,9 @@ def test_dmc_v2_likelihood_hand_computed_and_needs_no_attempts():
     # what is computed follows the setting: no generated attempts for v2 under likelihood
     assert METRICS["dmc_v2"].needs_for(st) == {"tokens", "answers", "grades"}
     assert ScoringSettings(metrics=("dmc_v2",), metric=st).needs == {"tokens", "answers", "grades"}
-    assert "attempts" in ScoringSettings(metrics=("dmc_v2",)).needs
+    # the default (dmc-v2.3) generates nothing; pass rates are one setting away
+    assert ScoringSettings(metrics=("dmc_v2",)).needs == {"tokens", "answers", "grades"}
+    assert "attempts" in ScoringSettings(metrics=("dmc_v2",), metric=MetricSettings(capability="attempts")).needs
 
 
 def test_likelihood_sees_a_gap_where_pass_rates_floor():

@@ -258,14 +258,14 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
     toks.loc[toks["sample_hash"] == s[0].hash, "n_tokens"] = 1000  # x1 no longer fits a 100-token budget
     for metric in ("dmc", "dmc_v2"):
         free = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                            settings=MetricSettings(content="numbers", epsilon=0.3)).datasets.set_index("dataset")
+                            settings=MetricSettings(content="numbers", capability="attempts", epsilon=0.3)).datasets.set_index("dataset")
         cut = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                           settings=MetricSettings(content="numbers", epsilon=0.3, budget=100)).datasets.set_index("dataset")
+                           settings=MetricSettings(content="numbers", capability="attempts", epsilon=0.3, budget=100)).datasets.set_index("dataset")
         # X: w*A = [1*1, 0.3*0.5] -> [0 (over budget, whatever its quality), 0.15]; Y unchanged
         assert cut.loc["X", metric] == pytest.approx(free.loc["X", metric] * 0.15 / 1.15)
         assert cut.loc["Y", metric] == pytest.approx(free.loc["Y", metric])
     d = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                     settings=MetricSettings(content="numbers", budget=100, epsilon=1.0)).datasets.set_index("dataset")
+                     settings=MetricSettings(content="numbers", capability="attempts", budget=100, epsilon=1.0)).datasets.set_index("dataset")
     assert d.loc["X", "F"] == pytest.approx(0.5) and d.loc["Y", "F"] == pytest.approx(1.0)
     assert d.loc["X", "dmc"] == pytest.approx(_R(0.75, 0.5, 0.25) * (0.0 + 0.5) / 2)  # eps = 1 does not soften it
     free = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS).datasets.set_index("dataset")

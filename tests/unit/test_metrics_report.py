@@ -35,7 +35,9 @@ def test_write_read_round_trip(tmp_path, report):
     back = ScoreReport.read(tmp_path)
     pd.testing.assert_series_equal(back.datasets["dmc"], report.datasets["dmc"], check_names=False)
     assert list(back.datasets["dataset"]) == list(report.datasets["dataset"])
-    assert back.datasets.loc[1, "nan_reasons"] == {"dmc": {"no gold": 1}, "dmc_v2": {"no gold": 1},
+    # dmc_v2 reads the answers table by default (capability likelihood), which this fixture lacks
+    assert back.datasets.loc[1, "nan_reasons"] == {"dmc": {"no gold": 1},
+                                                   "dmc_v2": {"no gold": 1, "no answer likelihoods (dmc.stats.answers)": 1},
                                                    "ifd": {"no question-free pass": 2},
                                                    "ifd_ppl": {"no question-free pass": 2},
                                                    "teacher_accuracy": {"no gold": 1}}

@@ -12,7 +12,7 @@ from dmc.metrics import METRICS, MetricSettings, difficulty_match, score_tables
 from dmc.metrics.dmc_v2 import difficulty_match_logit, logit, shrunk_rate
 
 # the hand-computed values below follow the numbers content selector (novel numbers)
-NUMBERS = MetricSettings(content="numbers")
+NUMBERS = MetricSettings(content="numbers", capability="attempts")
 
 
 def _sig(x: float) -> float:
@@ -56,7 +56,7 @@ def _pool():
 
 def test_dmc_v2_hand_computed():
     s, toks, att, targets = _pool()
-    st = MetricSettings(content="numbers", epsilon=0.3, sigma_logit=1.0, prior=0.5, match_side="both", n_boot=0)
+    st = MetricSettings(content="numbers", capability="attempts", epsilon=0.3, sigma_logit=1.0, prior=0.5, match_side="both", n_boot=0)
     rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], settings=st, target_questions=targets,
                        grader=FakeGrader())
     d = rep.datasets.set_index("dataset")
@@ -72,14 +72,14 @@ def test_dmc_v2_hand_computed():
     m = rep.samples.set_index(["dataset", "sample_id"])
     # per sample: c_i = 1 over one attempt, shrunk to .75
     assert m.loc[("X", "1"), "m_v2"] == pytest.approx(math.exp(-((math.log(3) - lt) ** 2) / 2))
-    assert rep.meta["metrics"]["dmc_v2"]["version"] == "dmc-v2.2"
+    assert rep.meta["metrics"]["dmc_v2"]["version"] == "dmc-v2.3"
     assert rep.meta["settings"]["sigma_logit"] == 1.0 and rep.meta["settings"]["prior"] == 0.5
 
 
 def test_dmc_v2_ci_brackets_point_and_nan_without_attempts():
     s, toks, att, targets = _pool()
     rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                       settings=MetricSettings(content="numbers", n_boot=200))
+                       settings=MetricSettings(content="numbers", capability="attempts", n_boot=200))
     d = rep.datasets.set_index("dataset")
     for name in ("X", "Y"):
         assert d.loc[name, "dmc_v2_lo"] <= d.loc[name, "dmc_v2"] + 1e-12 <= d.loc[name, "dmc_v2_hi"] + 2e-12
@@ -90,7 +90,7 @@ def test_dmc_v2_ci_brackets_point_and_nan_without_attempts():
 
 
 def test_dmc_v2_registered_and_v1_kept():
-    assert METRICS["dmc"].version == "dmc-v1.2" and METRICS["dmc_v2"].version == "dmc-v2.2"
+    assert METRICS["dmc"].version == "dmc-v1.2" and METRICS["dmc_v2"].version == "dmc-v2.3"
     assert METRICS["dmc_v2"].direction == "higher" and METRICS["dmc_v2"].range == (0.0, 1.0)
 
 
@@ -103,12 +103,12 @@ def test_v2_settings_validation(field, value):
 def test_one_sided_match_spares_harder_sets_only():
     s, toks, att, targets = _pool()
     both = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                        settings=MetricSettings(content="numbers", n_boot=0, match_side="both")).datasets.set_index("dataset")
+                        settings=MetricSettings(content="numbers", capability="attempts", n_boot=0, match_side="both")).datasets.set_index("dataset")
     easier = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                          settings=MetricSettings(content="numbers", n_boot=0, match_side="easier")).datasets.set_index("dataset")
+                          settings=MetricSettings(content="numbers", capability="attempts", n_boot=0, match_side="easier")).datasets.set_index("dataset")
     assert both.loc["Y", "logit_gap"] < 0 < both.loc["X", "logit_gap"]  # Y harder, X easier than the target
     assert both.loc["Y", "R2"] < 1.0 and easier.loc["Y", "R2"] == 1.0
     assert easier.loc["Y", "dmc_v2"] == pytest.approx(0.5)  # mean w*A alone
     assert easier.loc["X", "R2"] == pytest.approx(both.loc["X", "R2"])
     with pytest.raises(ValueError, match="match_side"):
-        MetricSettings(content="numbers", match_side="harder")
+        MetricSettings(content="numbers", capability="attempts", match_side="harder")

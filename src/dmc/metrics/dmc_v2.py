@@ -121,7 +121,7 @@ class _AnswerLikelihood:
 @register
 class DMCv2(Metric):
     name = "dmc_v2"
-    version = "dmc-v2.2"
+    version = "dmc-v2.3"
     direction = "higher"
     range = (0.0, 1.0)
     description = ("DMC with the difficulty match on the log-odds scale: R2 = exp(-(logit C~_D - logit C~_T)^2 / "

@@ -43,10 +43,10 @@ class MetricSettings:
                            "logit (0.5: Jeffreys), > 0.", min=1e-12)
     match_side: str = setting("both", "dmc_v2 difficulty match: both (penalize easier and harder question sets) or "
                               "easier (only easier ones).", choices=("both", "easier"))
-    capability: str = setting("attempts", "dmc_v2 capability estimate: attempts (pass rates of the student's "
-                              "generated attempts) or likelihood (the student's log-odds of each question's gold "
-                              "answer right after the question, one teacher-forced pass per question, no "
-                              "generation).", choices=("attempts", "likelihood"), keyed_if_set=True)
+    capability: str = setting("likelihood", "dmc_v2 capability estimate: likelihood (the student's log-odds of each "
+                              "question's gold answer right after the question, one teacher-forced pass per question, "
+                              "no generation) or attempts (pass rates of the student's generated attempts).",
+                              choices=("likelihood", "attempts"))
     budget: int | None = setting(None, "Student generation budget in tokens: a trace longer than this gets weight 0 "
                                  "in DMC (default: unlimited).", min=1)
     ifd_filter: bool = setting(True, "ifd / ifd_ppl: a sample with a ratio >= 1 (the question does not help "
