@@ -332,24 +332,22 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
     rows = []
     for m, grid in grids.items():
         # the settings a ScoringContext's alignment depends on: one context per combination
-        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share", "alignment")}
+        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share")}
         inner_keys = [k for k in grid if k not in outer]
-        for content, top_k, share, align in itertools.product(outer["content"], outer["top_k"], outer["format_share"],
-                                                               outer["alignment"]):
+        for content, top_k, share in itertools.product(outer["content"], outer["top_k"], outer["format_share"]):
             if content not in ("decisions", "continuations") and share != outer["format_share"][0]:
                 continue  # format_share only changes the decisions selector
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
-            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, alignment=align,
-                                         n_boot=0, **kw)
+            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)
                      for kw in combos]
             values_of = group_values(frame, tokens, attempts, targets, grader, m, group, exact, answers)
             for kw, values in zip(combos, values_of):
                 for subset, names in subsets.items():
                     r = {"metric": m, "version": METRICS[m].version, "subset": subset, "content": content,
-                         "top_k": top_k, "format_share": share, "alignment": align, **kw}
+                         "top_k": top_k, "format_share": share, **kw}
                     r.update(correlations(values.reindex(names), acc.reindex(names), n_boot))
                     rows.append(r)
-            log(f"  {m}: content={content} top_k={top_k} format_share={share} alignment={align} done ({len(rows)} rows)")
+            log(f"  {m}: content={content} top_k={top_k} format_share={share} done ({len(rows)} rows)")
     return pd.DataFrame(rows)
 
 
@@ -449,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = s.attempts.max_new_tokens
     grids = load_grid(a.grid, gen, a.metrics)
     answers = None
-    if any("likelihood" in g.get("capability", []) for g in grids.values()):
+    if "answers" in s.needs or any("likelihood" in g.get("capability", []) for g in grids.values()):
         answers = answer_table(a, r, samples, eval_items)
     tables = cached_tables(r.fingerprint, samples, s, StatsCache(r.cache))
     tokens, attempts = tables.tokens, tables.attempts
@@ -475,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     frame = samples_frame(pool)
     grader = CachedGrader(s.metric.verifier)
     base = score_tables(frame, tokens, attempts, metrics=list(s.metrics) if s.metrics is not None else None,
-                        settings=s.metric, target_questions=targets, grader=grader)
+                        settings=s.metric, target_questions=targets, grader=grader, answers=answers)
     ds = base.datasets.set_index("dataset")
     check_against_run(ds, r.run_dir)
     ds.insert(0, "accuracy", acc.reindex(ds.index))

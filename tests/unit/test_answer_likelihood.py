@@ -86,7 +86,7 @@ def _logit(p):
 
 def test_dmc_v2_likelihood_hand_computed_and_needs_no_attempts():
     s, toks, answers, targets = _pool()
-    st = MetricSettings(content="numbers", capability="likelihood", sigma_logit=1.0, n_boot=0)
+    st = MetricSettings(content="numbers", capability="likelihood", alignment="rank", sigma_logit=1.0, n_boot=0)
     rep = score_tables(pool(*s), toks, None, metrics=["dmc_v2"], settings=st, target_questions=targets,
                        grader=FakeGrader(), answers=answers)
     d = rep.datasets.set_index("dataset")
@@ -114,7 +114,7 @@ def test_likelihood_sees_a_gap_where_pass_rates_floor():
     att = attempts_table(grades)
     by = {}
     for cap in ("attempts", "likelihood"):
-        st = MetricSettings(content="numbers", capability=cap, n_boot=200)
+        st = MetricSettings(content="numbers", capability=cap, alignment="rank", n_boot=200)
         by[cap] = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], settings=st, target_questions=targets,
                                grader=FakeGrader(), answers=answers).datasets.set_index("dataset")
     assert by["attempts"].loc["X", "dmc_v2"] == pytest.approx(by["attempts"].loc["Y", "dmc_v2"])

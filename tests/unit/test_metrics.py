@@ -105,10 +105,10 @@ def test_alignment_prob_is_the_mean_probability_of_the_content_tokens():
     p_of = {"7": 0.5, "12": 0.1}
     lp = [math.log(p_of.get(t, 0.9)) for t in spans]
     rk = [1 if t not in p_of else 3 for t in spans]  # both content tokens out of the top 1
-    row = token_row(s, rank=rk, logprob=lp)
-    assert _ctx([s], [row]).alignment.iloc[0]["A"] == 0.0  # rank: the greedy student writes neither
+    al = _ctx([s], [token_row(s, rank=rk, logprob=lp)]).alignment.iloc[0]
+    assert al["A"] == 0.0  # rank: the greedy student writes neither
     # prob: the content is the first 7 and the first 12 (the later ones are copies)
-    assert _ctx([s], [row], alignment="prob").alignment.iloc[0]["A"] == pytest.approx((0.5 + 0.1) / 2)
+    assert al["A_prob"] == pytest.approx((0.5 + 0.1) / 2)
     with pytest.raises(ValueError, match="alignment"):
         MetricSettings(alignment="entropy")
 
@@ -258,14 +258,14 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
     toks.loc[toks["sample_hash"] == s[0].hash, "n_tokens"] = 1000  # x1 no longer fits a 100-token budget
     for metric in ("dmc", "dmc_v2"):
         free = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                            settings=MetricSettings(content="numbers", capability="attempts", epsilon=0.3)).datasets.set_index("dataset")
+                            settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3)).datasets.set_index("dataset")
         cut = score_tables(pool(*s), toks, att, metrics=[metric], grader=FakeGrader(),
-                           settings=MetricSettings(content="numbers", capability="attempts", epsilon=0.3, budget=100)).datasets.set_index("dataset")
+                           settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3, budget=100)).datasets.set_index("dataset")
         # X: w*A = [1*1, 0.3*0.5] -> [0 (over budget, whatever its quality), 0.15]; Y unchanged
         assert cut.loc["X", metric] == pytest.approx(free.loc["X", metric] * 0.15 / 1.15)
         assert cut.loc["Y", metric] == pytest.approx(free.loc["Y", metric])
     d = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(),
-                     settings=MetricSettings(content="numbers", capability="attempts", budget=100, epsilon=1.0)).datasets.set_index("dataset")
+                     settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", budget=100, epsilon=1.0)).datasets.set_index("dataset")
     assert d.loc["X", "F"] == pytest.approx(0.5) and d.loc["Y", "F"] == pytest.approx(1.0)
     assert d.loc["X", "dmc"] == pytest.approx(_R(0.75, 0.5, 0.25) * (0.0 + 0.5) / 2)  # eps = 1 does not soften it
     free = score_tables(pool(*s), toks, att, metrics=["dmc"], grader=FakeGrader(), settings=NUMBERS).datasets.set_index("dataset")

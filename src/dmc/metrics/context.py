@@ -378,9 +378,11 @@ class ScoringContext:
 
     @cached_property
     def alignment(self) -> pd.DataFrame:
-        """A_i in [0, 1]: the fraction of content tokens with rank <= top_k (``alignment="rank"``) or their
-        mean probability under the student (``"prob"``); n_content; A_reason."""
+        """Per sample, over its content tokens: A, the fraction with rank <= top_k (v1, and v2 under
+        ``alignment="rank"``), and A_prob, their mean probability under the student (v2's default),
+        both in [0, 1]; n_content; A_reason (why both are NaN)."""
         A, reason = _nan_series(self.index)
+        A_prob = pd.Series(np.nan, index=self.index, dtype=float)
         n_content = pd.Series(0, index=self.index, dtype=np.int64)
         st = self.settings
         truncated = self.token_rows["truncated"] if "truncated" in self.token_rows else None
@@ -409,9 +411,7 @@ class ScoringContext:
             if n == 0:
                 reason[i] = "no content tokens"
                 continue
-            if st.alignment == "prob":
-                lp = self.token_array(i, "logprob")
-                A[i] = float(np.mean(np.exp(lp[mask])))
-            else:
-                A[i] = float(np.mean(rank[mask] <= st.top_k))
-        return pd.DataFrame({"A": A, "A_reason": reason, "n_content": n_content})
+            A[i] = float(np.mean(rank[mask] <= st.top_k))
+            lp = self.token_array(i, "logprob")
+            A_prob[i] = float(np.mean(np.exp(lp[mask]))) if lp is not None and len(lp) == len(rank) else np.nan
+        return pd.DataFrame({"A": A, "A_prob": A_prob, "A_reason": reason, "n_content": n_content})

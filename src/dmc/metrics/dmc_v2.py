@@ -1,7 +1,8 @@
 """DMC v2: DMC v1 with the difficulty match measured on the log-odds (item-response) scale.
 
-DMC_v2(D) = R2(D) * mean_i(w_i * A_i), with w_i and A_i exactly as in v1 (soft quality, top-k
-alignment on novel content tokens) and
+DMC_v2(D) = R2(D) * mean_i(w_i * A_i), with w_i as in v1 (soft quality), A_i the alignment on the
+novel content tokens — by default (alignment="prob", dmc-v2.3) their mean probability under the
+student, with alignment="rank" v1's top-k fraction — and
 
     R2(D) = exp(-(logit C~_D - logit C~_T)^2 / (2 sigma_logit^2)),
     C~ = (n * C + a) / (n + 2 a)     (pass rate shrunk by a pseudo-count a per outcome),
@@ -124,9 +125,10 @@ class DMCv2(Metric):
     version = "dmc-v2.3"
     direction = "higher"
     range = (0.0, 1.0)
-    description = ("DMC with the difficulty match on the log-odds scale: R2 = exp(-(logit C~_D - logit C~_T)^2 / "
-                   "2 sigma_logit^2) with pass rates shrunk by a pseudo-count; times mean(w*A) as in v1; "
-                   "higher = more compatible. Per sample m_v2 = w*A*R2(c~_i).")
+    description = ("DMC on continuous scales: R2 = exp(-gap^2 / 2 sigma_logit^2), gap = the log-odds difference "
+                   "between D's questions and the target's (the gold answers' likelihood, or shrunk pass rates); "
+                   "times mean(w*A), A = the content tokens' mean probability (or top-k fraction); "
+                   "higher = more compatible. Per sample m_v2 = w*A*R2.")
     needs = frozenset({"tokens", "attempts", "grades"})
     sample_column = "m_v2"
 
@@ -141,7 +143,8 @@ class DMCv2(Metric):
         qual, al = ctx.quality, ctx.alignment
         scale = _AnswerLikelihood(ctx) if st.capability == "likelihood" else _PassRates(ctx)
         w = ctx.weight()
-        wA = w * al["A"]
+        A = al["A_prob"] if st.alignment == "prob" else al["A"]
+        wA = w * A
         R_i = pd.Series(match_from_gap(scale.per_sample() - scale.target, st.sigma_logit, st.match_side),
                         index=ctx.index)
         m = wA * R_i
@@ -167,8 +170,10 @@ class DMCv2(Metric):
                 if np.isfinite(reps).any():
                     lo, hi = (float(x) for x in np.nanquantile(reps, [alpha, 1.0 - alpha]))
                     se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else float("nan")
+            A_d = A[sel]
             rows[d] = {"dmc_v2": R_d * mean_wa, "dmc_v2_lo": lo, "dmc_v2_hi": hi, "dmc_v2_se": se,
-                       "R2": R_d, "logit_gap": float(gap)}
+                       "R2": R_d, "logit_gap": float(gap),
+                       "A_v2": float(A_d.mean()) if A_d.notna().any() else float("nan")}
             if not known.any():
                 reasons[d] = "no sample with known quality and alignment"
             elif np.isnan(R_d):
@@ -179,6 +184,6 @@ class DMCv2(Metric):
             sample_reasons=m_reason.astype(object),
             dataset_values=ds["dmc_v2"].astype(float),
             dataset_reasons=pd.Series(reasons, index=ds.index, dtype=object),
-            sample_extra=pd.DataFrame({"R2": R_i}),
+            sample_extra=pd.DataFrame({"R2": R_i, "A_v2": A}),
             dataset_extra=ds.drop(columns=["dmc_v2"]),
         )

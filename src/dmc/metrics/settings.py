@@ -28,10 +28,10 @@ class MetricSettings:
                                   "answer; in (0, 1].",
                                   min=1e-9, max=1.0, keyed_if_set=True)
     top_k: int = setting(1, "A content token is aligned when its rank <= K (1 = the student's argmax).", min=1)
-    alignment: str = setting("rank", "DMC alignment of a content token: rank (1 when its rank <= K: greedy decoding "
-                             "writes it) or prob (the student's probability of it under teacher forcing: how often "
-                             "sampling writes it; continuous where every rank is above K).",
-                             choices=("rank", "prob"), keyed_if_set=True)
+    alignment: str = setting("prob", "dmc_v2 alignment of a content token: prob (the student's probability of it "
+                             "under teacher forcing: how often sampling writes it; continuous where every rank is "
+                             "above K) or rank (1 when its rank <= K: greedy decoding writes it). v1 always uses rank.",
+                             choices=("prob", "rank"))
     pseudo_gold: bool = setting(False, "Without gold, use the teachers' majority answer to the same question "
                                 "(flagged).")
     n_boot: int = N_BOOT.field()
