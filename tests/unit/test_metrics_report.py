@@ -12,7 +12,7 @@ from rich.console import Console
 from test_metrics import _dmc_pool
 from test_metrics_helpers import FakeGrader, pool
 
-from dmc.metrics import ScoreReport, score_tables
+from dmc.metrics import MetricSettings, ScoreReport, score_tables
 
 
 @pytest.fixture
@@ -79,3 +79,16 @@ def test_table_rows_sorted_and_footer(report):
     assert "Y: dmc: no gold ×1" in text
     assert "fp-123" in text
     assert not math.isnan(x["dmc"])
+
+
+def test_table_shows_dmc_v2_alone_sorted_by_it():
+    s, toks, att = _dmc_pool()
+    st = MetricSettings(content="numbers", capability="attempts", n_boot=50)
+    rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], settings=st, grader=FakeGrader())
+    assert list(rep.datasets["dmc_v2"]) == sorted(rep.datasets["dmc_v2"], reverse=True)
+    con = Console(width=200, record=True)
+    con.print(rep.table())
+    text = con.export_text()
+    top = rep.datasets.iloc[0]
+    assert "dmc_v2 [CI]" in text and "A_v2" in text
+    assert f"{top['dmc_v2']:.3f} [{top['dmc_v2_lo']:.3f}, {top['dmc_v2_hi']:.3f}]" in text

@@ -167,8 +167,9 @@ def score_tables(
             out_s[c] = out_s[c].map(lambda r: None if _is_missing(r) else str(r)).astype(object)
     out_d["nan_reasons"] = out_d["dataset"].map(nan_reasons)
     out_d["reasons"] = out_d["dataset"].map(ds_reasons)
-    if "dmc" in out_d.columns:
-        out_d = out_d.sort_values("dmc", ascending=False, na_position="last", kind="stable")
+    lead = next((m for m in ("dmc", "dmc_v2") if m in out_d.columns), None)
+    if lead:
+        out_d = out_d.sort_values(lead, ascending=False, na_position="last", kind="stable")
     out_d = out_d.reset_index(drop=True)
 
     full_meta: dict[str, Any] = {
@@ -237,6 +238,11 @@ def render_table(report: ScoreReport) -> Any:
             ("DMC [CI]", lambda r: f"{_f(r['dmc'])} [{_f(r['dmc_lo'])}, {_f(r['dmc_hi'])}]"),
             ("Q", lambda r: _f(r["Q"], ".2f")), ("C_D", lambda r: _f(r["C_D"], ".2f")),
             ("R", lambda r: _f(r["R"], ".2f")), ("A", lambda r: _f(r["A"], ".3f")),
+        ]
+    if "dmc_v2" in names:
+        cols += [
+            ("dmc_v2 [CI]", lambda r: f"{_f(r['dmc_v2'])} [{_f(r['dmc_v2_lo'])}, {_f(r['dmc_v2_hi'])}]"),
+            ("R2", lambda r: _f(r["R2"], ".2f")), ("A_v2", lambda r: _f(r.get("A_v2", float("nan")), ".3f")),
         ]
     for n in names:
         if n in _TABLE_METRICS:
