@@ -109,6 +109,7 @@ def test_alignment_prob_is_the_mean_probability_of_the_content_tokens():
     assert al["A"] == 0.0  # rank: the greedy student writes neither
     # prob: the content is the first 7 and the first 12 (the later ones are copies)
     assert al["A_prob"] == pytest.approx((0.5 + 0.1) / 2)
+    assert al["A_geo"] == pytest.approx(math.sqrt(0.5 * 0.1))  # geo: the weaker decision weighs more
     with pytest.raises(ValueError, match="alignment"):
         MetricSettings(alignment="entropy")
 

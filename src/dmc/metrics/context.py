@@ -379,10 +379,12 @@ class ScoringContext:
     @cached_property
     def alignment(self) -> pd.DataFrame:
         """Per sample, over its content tokens: A, the fraction with rank <= top_k (v1, and v2 under
-        ``alignment="rank"``), and A_prob, their mean probability under the student (v2's default),
-        both in [0, 1]; n_content; A_reason (why both are NaN)."""
+        ``alignment="rank"``); A_prob, their mean probability under the student (v2's default); A_geo,
+        their geometric mean probability (``"geo"``: the per-decision probability of writing them all);
+        each in [0, 1]; n_content; A_reason (why they are NaN)."""
         A, reason = _nan_series(self.index)
         A_prob = pd.Series(np.nan, index=self.index, dtype=float)
+        A_geo = pd.Series(np.nan, index=self.index, dtype=float)
         n_content = pd.Series(0, index=self.index, dtype=np.int64)
         st = self.settings
         truncated = self.token_rows["truncated"] if "truncated" in self.token_rows else None
@@ -413,5 +415,7 @@ class ScoringContext:
                 continue
             A[i] = float(np.mean(rank[mask] <= st.top_k))
             lp = self.token_array(i, "logprob")
-            A_prob[i] = float(np.mean(np.exp(lp[mask]))) if lp is not None and len(lp) == len(rank) else np.nan
-        return pd.DataFrame({"A": A, "A_prob": A_prob, "A_reason": reason, "n_content": n_content})
+            if lp is not None and len(lp) == len(rank):
+                A_prob[i] = float(np.mean(np.exp(lp[mask])))
+                A_geo[i] = float(np.exp(np.mean(lp[mask])))
+        return pd.DataFrame({"A": A, "A_prob": A_prob, "A_geo": A_geo, "A_reason": reason, "n_content": n_content})

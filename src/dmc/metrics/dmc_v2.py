@@ -143,7 +143,7 @@ class DMCv2(Metric):
         qual, al = ctx.quality, ctx.alignment
         scale = _AnswerLikelihood(ctx) if st.capability == "likelihood" else _PassRates(ctx)
         w = ctx.weight()
-        A = al["A_prob"] if st.alignment == "prob" else al["A"]
+        A = al[{"prob": "A_prob", "geo": "A_geo", "rank": "A"}[st.alignment]]
         wA = w * A
         R_i = pd.Series(match_from_gap(scale.per_sample() - scale.target, st.sigma_logit, st.match_side),
                         index=ctx.index)

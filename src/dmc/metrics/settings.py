@@ -30,8 +30,10 @@ class MetricSettings:
     top_k: int = setting(1, "A content token is aligned when its rank <= K (1 = the student's argmax).", min=1)
     alignment: str = setting("prob", "dmc_v2 alignment of a content token: prob (the student's probability of it "
                              "under teacher forcing: how often sampling writes it; continuous where every rank is "
-                             "above K) or rank (1 when its rank <= K: greedy decoding writes it). v1 always uses rank.",
-                             choices=("prob", "rank"))
+                             "above K), geo (the geometric mean of those probabilities over the trace: the "
+                             "per-decision probability of writing every one of them) or rank (1 when its rank <= K: "
+                             "greedy decoding writes it). v1 always uses rank.",
+                             choices=("prob", "geo", "rank"))
     pseudo_gold: bool = setting(False, "Without gold, use the teachers' majority answer to the same question "
                                 "(flagged).")
     n_boot: int = N_BOOT.field()
