@@ -239,7 +239,9 @@ def render_table(report: ScoreReport) -> Any:
             ("Q", lambda r: _f(r["Q"], ".2f")), ("C_D", lambda r: _f(r["C_D"], ".2f")),
             ("R", lambda r: _f(r["R"], ".2f")), ("A", lambda r: _f(r["A"], ".3f")),
         ]
-    if "dmc_v2" in names:
+    if "dmc_v2" in names and "dmc" in names:  # v1's components are shown; v2 gets one column (80-column terminals)
+        cols.append(("dmc_v2", lambda r: _f(r["dmc_v2"])))
+    elif "dmc_v2" in names:
         cols += [
             ("dmc_v2 [CI]", lambda r: f"{_f(r['dmc_v2'])} [{_f(r['dmc_v2_lo'])}, {_f(r['dmc_v2_hi'])}]"),
             ("R2", lambda r: _f(r["R2"], ".2f")), ("A_v2", lambda r: _f(r.get("A_v2", float("nan")), ".3f")),
