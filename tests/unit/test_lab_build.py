@@ -114,3 +114,15 @@ def test_rejects_bad_arguments(tmp_path):
         build_lab(tmp_path, n=0)
     with pytest.raises(KeyError, match="unknown lab task family"):
         build_lab(tmp_path, family="chess")
+
+
+def test_families_built_one_at_a_time_add_up_in_the_manifest(tmp_path):
+    build_lab(tmp_path, family="wordops", n=4, n_eval=4, seed=0)
+    build_lab(tmp_path, family="cups", n=4, n_eval=4, seed=0)
+    manifest = json.loads((tmp_path / "lab.json").read_text())
+    assert list(manifest["families"]) == ["wordops", "cups"]
+    assert manifest["families"]["wordops"]["eval"] == "wordops/eval.jsonl"
+    # other arguments describe another build: the manifest lists only what they built
+    build_lab(tmp_path, family="cups", n=4, n_eval=4, seed=1)
+    manifest = json.loads((tmp_path / "lab.json").read_text())
+    assert manifest["seed"] == 1 and list(manifest["families"]) == ["cups"]

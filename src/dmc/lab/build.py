@@ -176,17 +176,25 @@ def _manifest_entry(out: Path, lp: LabPaths) -> dict[str, Any]:
 def build_lab(out: str | Path, family: str | None = None, n: int = 256, n_eval: int = 128,
               seed: int = 0) -> dict[str, LabPaths]:
     """Write the standard pool and eval set of `family` (default: every task family; `chainsum`
-    only when named) under `out`, plus OUT/lab.json describing what was built. Returns the paths
-    per family."""
+    only when named) under `out`, plus OUT/lab.json describing what was built: the families of an
+    earlier build into `out` with the same seed, n and n_eval stay listed. Returns the paths per
+    family."""
     if n < 1 or n_eval < 1:
         raise ValueError(f"n and n_eval must be positive (got n={n}, n_eval={n_eval})")
     out = Path(out)
     families = [family] if family else list(TASK_FAMILIES)
     result = {f: build_chainsum(out, n, n_eval, seed) if f == chainsum.NAME else build_family(out, f, n, n_eval, seed)
               for f in families}
-    manifest = {
-        "lab_version": LAB_VERSION, "seed": seed, "n": n, "n_eval": n_eval,
-        "families": {f: _manifest_entry(out, lp) for f, lp in result.items()},
-    }
-    atomic_write_text(out / "lab.json", json.dumps(manifest, indent=2) + "\n")
+    head = {"lab_version": LAB_VERSION, "seed": seed, "n": n, "n_eval": n_eval}
+    families: dict[str, Any] = {}
+    path = out / "lab.json"
+    if path.is_file():  # families built one at a time into one directory with the same arguments add up
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict) and {k: old.get(k) for k in head} == head:
+            families = dict(old.get("families") or {})
+    families.update({f: _manifest_entry(out, lp) for f, lp in result.items()})
+    atomic_write_text(path, json.dumps({**head, "families": families}, indent=2) + "\n")
     return result
