@@ -36,6 +36,9 @@ ALL = list(METRICS)
 DIRECTIONS = typing.get_args(Direction)  # ("higher", "lower", "none"): "none" = no preferred direction
 # The fixtures mark the traces' novel numbers as their content: every metric is scored with the
 # numbers content selector here.
+# the cases are built on attempts tables: dmc_v2 reads pass rates and top-1 alignment here (v2.2's
+# defaults); its likelihood and probability paths are tested in test_answer_likelihood / test_metrics_v2
+PASS_RATES = {"content": "numbers", "capability": "attempts", "alignment": "rank"}
 SIGMA = MetricSettings().sigma
 SIGMA_LOGIT = MetricSettings().sigma_logit
 PRIOR = MetricSettings().prior
@@ -110,7 +113,7 @@ def _tables(*parts: Tables) -> Tables:
 def _score(t: Tables, metrics: list[str] | None = None, settings: MetricSettings | None = None,
            target: list[str] | None = None, attempts: bool = True) -> ScoreReport:
     return score_tables(pool(*t.samples), t.tokens(), t.attempts() if attempts else None, metrics=metrics,
-                        settings=settings or MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=50), target_questions=target,
+                        settings=settings or MetricSettings(**PASS_RATES, n_boot=50), target_questions=target,
                         grader=FakeGrader())
 
 
@@ -170,7 +173,7 @@ def rich_tables() -> Tables:
     )
 
 
-RICH_SETTINGS = MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3, n_boot=200)
+RICH_SETTINGS = MetricSettings(**PASS_RATES, epsilon=0.3, n_boot=200)
 
 # ------------------------------------------------------------------ (a) declarations and ranges
 
@@ -211,7 +214,7 @@ def test_rich_case_values_span_the_ranges():
     # IFD >= 1 (A's k=4, B's k=5, 6) is filtered by default: NaN with the reason; unfiltered, IFD crosses 1
     for name in ("ifd", "ifd_ppl"):
         assert s[name].max() < 1.0 and (s[f"{name}_reason"] == IFD_FILTER_REASON).sum() == 3
-    unfiltered = _score(rich_tables(), ["ifd", "ifd_ppl"], MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3, n_boot=200, ifd_filter=False))
+    unfiltered = _score(rich_tables(), ["ifd", "ifd_ppl"], MetricSettings(**PASS_RATES, epsilon=0.3, n_boot=200, ifd_filter=False))
     for name in ("ifd", "ifd_ppl"):
         u = unfiltered.samples[name]
         assert u.max() > 1.0 and u.min() < 1.0 and _check_ranges(unfiltered, name) >= 12  # range [0, inf)
@@ -447,7 +450,7 @@ def test_no_tables_at_all(name):
     table (per NAN_EXPECTED) is NaN with one of its reasons; one that does not still scores."""
     assert name in NAN_EXPECTED, f"metric {name!r} has no row in NAN_EXPECTED"
     t = _tables(dataset("A", [1, 2]), dataset("B", [3]))
-    rep = score_tables(pool(*t.samples), None, None, metrics=[name], settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=10),
+    rep = score_tables(pool(*t.samples), None, None, metrics=[name], settings=MetricSettings(**PASS_RATES, n_boot=10),
                        grader=FakeGrader())
     _check_reasons(rep, name)
     col = METRICS[name].column
@@ -496,7 +499,7 @@ def test_same_inputs_and_seed_give_identical_values():
 def test_other_seed_changes_only_random_and_bootstrap_intervals():
     t = rich_tables()
     a = _score(t, None, RICH_SETTINGS)
-    b = _score(t, None, MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3, n_boot=200, seed=1))
+    b = _score(t, None, MetricSettings(**PASS_RATES, epsilon=0.3, n_boot=200, seed=1))
     (da, sa), (db, sb) = _frames(a), _frames(b)
     assert list(da["dataset"]) == list(db["dataset"])
     changed_d, changed_s = _differing(da, db), _differing(sa, sb)

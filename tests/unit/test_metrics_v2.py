@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from test_metrics_helpers import FakeGrader, attempts_table, pool, sample, token
 from dmc.metrics import METRICS, MetricSettings, difficulty_match, score_tables
 from dmc.metrics.dmc_v2 import difficulty_match_logit, logit, shrunk_rate
 
-# the hand-computed values below follow the numbers content selector (novel numbers)
+# the hand-computed values below follow the numbers content selector (novel numbers), pass rates and
+# top-1 alignment (v2.2's capability and alignment; the defaults are tested on their own below)
 NUMBERS = MetricSettings(content="numbers", capability="attempts", alignment="rank")
 
 
@@ -56,7 +58,7 @@ def _pool():
 
 def test_dmc_v2_hand_computed():
     s, toks, att, targets = _pool()
-    st = MetricSettings(content="numbers", capability="attempts", alignment="rank", epsilon=0.3, sigma_logit=1.0, prior=0.5, match_side="both", n_boot=0)
+    st = replace(NUMBERS, epsilon=0.3, sigma_logit=1.0, prior=0.5, match_side="both", n_boot=0)
     rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], settings=st, target_questions=targets,
                        grader=FakeGrader())
     d = rep.datasets.set_index("dataset")
@@ -95,14 +97,14 @@ def test_dmc_v2_default_alignment_is_the_content_probability_and_v1_keeps_ranks(
     # v1 is DESIGN.md §3's top-k alignment whatever the setting: Y = R * (0 + 1) / 2
     assert d.loc["Y", "A"] == pytest.approx(0.5) and d.loc["Y", "dmc"] == pytest.approx(d.loc["Y", "R"] * 0.5)
     rank = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], grader=FakeGrader(), target_questions=targets,
-                        settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=0))
+                        settings=replace(NUMBERS, n_boot=0))
     assert rank.datasets.set_index("dataset").loc["Y", "dmc_v2"] == pytest.approx(d.loc["Y", "R2"] * 0.5)
 
 
 def test_dmc_v2_ci_brackets_point_and_nan_without_attempts():
     s, toks, att, targets = _pool()
     rep = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                       settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=200))
+                       settings=replace(NUMBERS, n_boot=200))
     d = rep.datasets.set_index("dataset")
     for name in ("X", "Y"):
         assert d.loc[name, "dmc_v2_lo"] <= d.loc[name, "dmc_v2"] + 1e-12 <= d.loc[name, "dmc_v2_hi"] + 2e-12
@@ -126,12 +128,12 @@ def test_v2_settings_validation(field, value):
 def test_one_sided_match_spares_harder_sets_only():
     s, toks, att, targets = _pool()
     both = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                        settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=0, match_side="both")).datasets.set_index("dataset")
+                        settings=replace(NUMBERS, n_boot=0, match_side="both")).datasets.set_index("dataset")
     easier = score_tables(pool(*s), toks, att, metrics=["dmc_v2"], target_questions=targets, grader=FakeGrader(),
-                          settings=MetricSettings(content="numbers", capability="attempts", alignment="rank", n_boot=0, match_side="easier")).datasets.set_index("dataset")
+                          settings=replace(NUMBERS, n_boot=0, match_side="easier")).datasets.set_index("dataset")
     assert both.loc["Y", "logit_gap"] < 0 < both.loc["X", "logit_gap"]  # Y harder, X easier than the target
     assert both.loc["Y", "R2"] < 1.0 and easier.loc["Y", "R2"] == 1.0
     assert easier.loc["Y", "dmc_v2"] == pytest.approx(0.5)  # mean w*A alone
     assert easier.loc["X", "R2"] == pytest.approx(both.loc["X", "R2"])
     with pytest.raises(ValueError, match="match_side"):
-        MetricSettings(content="numbers", capability="attempts", alignment="rank", match_side="harder")
+        replace(NUMBERS, match_side="harder")

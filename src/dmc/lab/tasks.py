@@ -537,8 +537,7 @@ class Cups(TaskFamily):
     def sample(self, rng: random.Random, dist: Distribution) -> Problem:
         n_cups = rng.choice(dist.size)
         start = rng.randrange(n_cups)
-        ops: list[Op] = [tuple(sorted(rng.sample(range(n_cups), 2))) for _ in range(rng.randint(*dist.steps))]
-        ops = [("swap", a, b) for a, b in ops]
+        ops: list[Op] = [("swap", *sorted(rng.sample(range(n_cups), 2))) for _ in range(rng.randint(*dist.steps))]
         state = start
         for op in ops:
             state = self.apply(state, op)

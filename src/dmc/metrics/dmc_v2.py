@@ -7,8 +7,8 @@ student; alignment="geo" their geometric mean; alignment="rank" v1's top-k fract
     R2(D) = exp(-(logit C~_D - logit C~_T)^2 / (2 sigma_logit^2)),
     C~ = (n * C + a) / (n + 2 a)     (pass rate shrunk by a pseudo-count a per outcome),
 
-(with capability="attempts") where n is the number of graded attempts behind C. Why (docs/DMC.md): under a one-parameter
-item-response (Rasch) model, logit P(correct) = ability - difficulty, so the log-odds gap is the
+where, with capability="attempts", n is the number of graded attempts behind C. Why (docs/DMC.md):
+under a one-parameter item-response (Rasch) model, logit P(correct) = ability - difficulty, so the log-odds gap is the
 difficulty gap between D's questions and the target questions in the student's own units. A
 pass-rate gap is not: for a weak student (C_T near 0) a set of questions far harder than the
 target moves C only from 0.1 to 0.0, which v1's R barely penalizes, while for a strong student
@@ -16,8 +16,8 @@ target moves C only from 0.1 to 0.0, which v1's R barely penalizes, while for a 
 when a set is all-fail or all-pass (a = 0.5 is the Jeffreys prior). Range [0, 1]; higher = more
 compatible. Per sample, m_i = w_i * A_i * R2(c~_i) with c~_i shrunk over its question's attempts.
 
-By default (capability="likelihood", dmc-v2.3) the log-odds come from the student's probability of each gold answer
-right after its question (dmc.stats.answers) instead of pass rates: per question z = logit
+By default (capability="likelihood", dmc-v2.3) the log-odds come from the student's probability of
+each gold answer right after its question (dmc.stats.answers) instead of pass rates: per question z = logit
 P(gold | question), and the gap is mean z over D's distinct questions minus mean z over the target
 questions. No attempt is generated, and z does not floor where a weak student's pass rates are 0.
 """
