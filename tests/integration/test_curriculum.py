@@ -229,6 +229,28 @@ def test_rescoring_leaves_rng_states_and_train_mode_alone(tiny_student_factory, 
     assert cur.n_rescores == 1 and cur.rescore_seconds > 0
 
 
+def test_rescores_keep_one_student_wrapper_with_a_fresh_fingerprint(tiny_student_factory, pool):
+    seen = []
+
+    def record(student, probes):
+        seen.append((student, student.fingerprint, student.encode(probes["step"][0].prompt, probes["step"][0].response)))
+        return {n: 0.5 for n in probes}
+
+    st = tiny_student_factory("chatml")
+    cur = DMCCurriculumCallback(pool, rescore_fn=record)
+    cur.rescore(st.model, st.tokenizer)
+    with torch.no_grad():
+        next(st.model.parameters()).add_(0.01)  # a training step
+    cur.rescore(st.model, st.tokenizer)
+    (a, fp_a, enc_a), (b, fp_b, enc_b) = seen
+    assert a is b  # the probes' encodings are kept between re-scores ...
+    assert enc_b is enc_a
+    assert fp_a != fp_b  # ... and the weights' fingerprint is not
+    other = tiny_student_factory("chatml")
+    cur.rescore(other.model, other.tokenizer)
+    assert seen[-1][0] is not a and seen[-1][0].model is other.model
+
+
 # -- the Python API on TRL's SFTTrainer ---------------------------------------------------------------
 
 def test_sfttrainer_example_runs_the_curriculum(tmp_path, tiny_student_factory, pool):

@@ -76,6 +76,21 @@ def test_content_token_mask_overlap_rules():
         content_token_mask(q, r, [0, 1], [1])
 
 
+def test_content_token_masks_are_memoized_read_only_and_keyed_by_every_input():
+    q, r = "Compute 3 + 4 + 5.", "3 + 4 = 7\n7 + 5 = 12\nThe answer is 12."
+    cs, ce = [8, 10, 17, 18, 20, 19], [9, 11, 19, 19, 20, 21]
+    first = content_token_mask(q, r, cs, ce, "decisions")
+    assert content_token_mask(q, r, np.asarray(cs), np.asarray(ce), "decisions") is first
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = not first[0]
+    # another selector, other offsets, other boilerplate: another mask, not the memoized one
+    assert content_token_mask(q, r, cs, ce, "numbers").tolist() == [True, False, True, True, False, True]
+    assert content_token_mask(q, r, [8, 10], [9, 11], "decisions").tolist() == first[:2].tolist()
+    fmt = content_token_mask(q, r, [22, 26], [25, 32], "decisions", boilerplate=frozenset({"the", "answer"}))
+    assert fmt.tolist() == [False, False]
+    assert content_token_mask(q, r, [22, 26], [25, 32], "decisions").tolist() == [True, True]
+
+
 # ------------------------------------------------------------------ alignment A_i
 
 Q = "Compute 3 + 4 + 5."
@@ -328,3 +343,24 @@ def test_settings_validation():
     for bad in ({"epsilon": 1.5}, {"sigma": 0.0}, {"content": "tokens"}, {"top_k": 0}, {"ci": 1.0}, {"n_boot": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             MetricSettings(**bad)
+
+
+def test_dmc_grader_memoizes_verdicts_but_not_ungradable_ones(monkeypatch):
+    import dmc.metrics.context as context
+    from dmc.grading.result import Grade
+
+    calls = []
+
+    def flaky(texts, golds, verifier):
+        calls.append(list(texts))
+        return [Grade.ungradable("timeout", "7") if len(calls) == 1 else Grade("correct", None, "7") for _ in texts]
+
+    monkeypatch.setattr(context, "grade_many", flaky)
+    grader = context.DmcGrader("numeric")
+    text = "3 + 4 = 7. The answer is 7 (memo test)."
+    assert grader.grade_many([text], ["7"])[0].status == "ungradable"
+    assert grader.grade_many([text], ["7"])[0].status == "correct"  # a timeout is tried again
+    assert context.DmcGrader("numeric").grade_many([text, text], ["7", "7"])[0].status == "correct"
+    assert calls == [[text], [text]]  # the verdict was kept, for every instance
+    assert context.DmcGrader("exact").grade_many([text], ["7"])[0].status == "correct"  # another verifier: graded
+    assert len(calls) == 3

@@ -271,3 +271,23 @@ def test_stop_tokens_and_render_prompt():
         s = tiny_student(template)
         assert s.tokenizer.convert_tokens_to_ids(stop) in s.stop_token_ids
         assert s.render_prompt(USER) == render_prompt(s.tokenizer, USER)
+
+
+def test_encodings_are_memoized_until_the_template_or_vocabulary_changes():
+    s = tiny_student("chatml")
+    first = s.encode(USER, RESPONSE)
+    assert s.encode(USER, RESPONSE) is first  # the memo answers
+    assert s.encode(USER, RESPONSE, max_length=8) is not first  # another truncation is another encoding
+    assert s.encode(USER, RESPONSE, max_length=8).truncated
+    # a message that cannot key the memo is encoded all the same
+    odd = ({"role": "user", "content": "What is 12 + 35?", "tags": ["x"]},)
+    assert s.encode(odd, RESPONSE).input_ids == first.input_ids
+    # weights changing does not touch encodings: the memo survives a new fingerprint
+    s.refresh_fingerprint()
+    assert s.encode(USER, RESPONSE) is first
+    s.tokenizer.chat_template = MERGE_TEMPLATE
+    merged = s.encode(USER, RESPONSE)
+    assert merged.input_ids != first.input_ids
+    assert merged == merge_student().encode(USER, RESPONSE)
+    s.tokenizer.add_tokens(["<extra>"])
+    assert s.encode(USER, RESPONSE) is not merged

@@ -362,6 +362,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
         self.policy = make_policy(policy, confidence=switch_confidence)
         self.rescore_fn = rescore_fn
         self.student = student
+        self._wrapped: Student | None = None  # the trainer's model as a Student, kept between re-scores
         self.target = target
         self.probes = self._choose_probes(pool, probe_size, 0 if seed is None else seed)
         self.rescore_seconds = 0.0
@@ -412,7 +413,13 @@ class DMCCurriculumCallback(MixtureCurriculum):
         tok = getattr(processing_class, "tokenizer", processing_class)
         # A PEFT model's base module already runs the injected adapters; score that plain module.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return Student.from_model(base, tok, name="training-checkpoint")
+        wrapped = self._wrapped
+        if wrapped is not None and wrapped.model is base and wrapped.tokenizer is tok:
+            # the same model with new weights: keep the wrapper, and with it the probes' encodings
+            wrapped.refresh_fingerprint()
+            return wrapped
+        self._wrapped = Student.from_model(base, tok, name="training-checkpoint")
+        return self._wrapped
 
     def attach(self, trainer) -> None:
         """As `MixtureCurriculum.attach`; with `train_pass`, and a collator that names its rows

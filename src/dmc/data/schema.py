@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dmc.io import content_hash
@@ -36,12 +37,13 @@ class Sample:
                 return m["content"]
         return self.prompt[-1]["content"] if self.prompt else ""
 
-    @property
+    # The two hashes are computed once per sample (a Sample is a value: its fields never change).
+    @cached_property
     def question_hash(self) -> str:
         """Identifies the question (prompt + gold): shared by traces of several teachers."""
         return content_hash({"prompt": list(self.prompt), "gold": self.gold})
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """Identifies the sample's content: prompt, response and gold (not id or meta)."""
         return content_hash({"prompt": list(self.prompt), "response": self.response, "gold": self.gold})
@@ -96,7 +98,7 @@ class EvalItem:
                 return m["content"]
         return self.prompt[-1]["content"] if self.prompt else ""
 
-    @property
+    @cached_property
     def question_hash(self) -> str:
         """Same formula as `Sample.question_hash`: an eval question and a trace's question match."""
         return content_hash({"prompt": list(self.prompt), "gold": self.gold})

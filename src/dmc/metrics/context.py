@@ -9,9 +9,9 @@ shared by every metric that needs them. Nothing here runs a model.
 from __future__ import annotations
 from dmc.grading import extract_answer, grade_many
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,16 +53,40 @@ class Grader(Protocol):
 
 
 class DmcGrader:
-    """The dmc.grading verifiers behind the :class:`Grader` interface."""
+    """The dmc.grading verifiers behind the :class:`Grader` interface.
+
+    Verdicts and extracted answers are memoized across instances (the curriculum grades the same
+    probes at every re-score); an ``ungradable`` verdict is not, since a timeout may pass next time.
+    """
+
+    MEMO_SIZE = 16384
+    _grades: OrderedDict[tuple[str, str, str], GradeLike] = OrderedDict()
 
     def __init__(self, verifier: str = "auto"):
         self.verifier = verifier
 
     def grade_many(self, texts: Sequence[str], golds: Sequence[str]) -> list[GradeLike]:
-        return grade_many(list(texts), list(golds), self.verifier)
+        if not isinstance(self.verifier, str):  # a Verifier object: its settings are not a key
+            return grade_many(list(texts), list(golds), self.verifier)
+        keys = [(self.verifier, t, g) for t, g in zip(texts, golds)]
+        todo = [k for k, key in enumerate(keys) if key not in self._grades]
+        fresh = grade_many([texts[k] for k in todo], [golds[k] for k in todo], self.verifier) if todo else []
+        new = dict(zip(todo, fresh))
+        out = [new[k] if k in new else self._grades[key] for k, key in enumerate(keys)]
+        for k, gr in new.items():
+            if gr.status != "ungradable":
+                self._grades[keys[k]] = gr
+        while len(self._grades) > self.MEMO_SIZE:
+            self._grades.popitem(last=False)
+        return out
 
     def extract(self, text: str) -> str | None:
-        return extract_answer(text).answer
+        return _extracted(text)
+
+
+@lru_cache(maxsize=16384)
+def _extracted(text: str) -> str | None:
+    return extract_answer(text).answer
 
 
 def samples_frame(pool: Sequence[CandidateDataset] | Sequence[Sample] | pd.DataFrame) -> pd.DataFrame:
@@ -172,15 +196,27 @@ class ScoringContext:
         out["has_tokens"] = self.samples["sample_hash"].isin(tok.index).to_numpy()
         return out
 
+    @cached_property
+    def _token_columns(self) -> dict[str, list[Any]]:
+        """``token_rows`` as plain lists per column, by position: per-row reads through pandas
+        (``.at``) cost more than the metrics computed from them."""
+        return {c: self.token_rows[c].tolist() for c in self.token_rows.columns}
+
     def token_array(self, i: Any, column: str, dtype: Any = np.float64) -> np.ndarray | None:
         """Row ``i``'s list column as an array (None when absent or null)."""
-        rows = self.token_rows
-        if column not in rows.columns or not rows.at[i, "has_tokens"]:
+        cols = self._token_columns
+        k = self._position(i)
+        if column not in cols or not cols["has_tokens"][k]:
             return None
-        v = rows.at[i, column]
+        v = cols[column][k]
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return None
         return np.asarray(v, dtype=dtype)
+
+    def _position(self, i: Any) -> int:
+        """Row label ``i`` as a position (``samples_frame`` numbers rows 0..n-1, so they coincide)."""
+        return i if isinstance(self.index, pd.RangeIndex) and self.index.start == 0 and self.index.step == 1 \
+            else self.index.get_loc(i)
 
     # ------------------------------------------------------------ quality q_i
 
@@ -213,15 +249,18 @@ class ScoringContext:
         else:
             for i in missing:
                 reason[i] = "no gold"
-        truncated = self.token_rows["truncated"] if "truncated" in self.token_rows else None
+        cols = self._token_columns
+        truncated, has_tokens = cols.get("truncated"), cols["has_tokens"]
         keys = list(golds)
-        grades = self.grader.grade_many([s.at[i, "response"] for i in keys], [golds[i] for i in keys])
+        responses = s["response"].tolist()
+        grades = self.grader.grade_many([responses[self._position(i)] for i in keys], [golds[i] for i in keys])
         if len(grades) != len(keys):
             raise ValueError(f"grader returned {len(grades)} grades for {len(keys)} samples")
         for i, gr in zip(keys, grades):
             answer[i] = gr.answer
             if gr.status == "correct":
-                cut = truncated is not None and bool(self.token_rows.at[i, "has_tokens"]) and bool(truncated[i])
+                k = self._position(i)
+                cut = truncated is not None and bool(has_tokens[k]) and bool(truncated[k])
                 q[i] = 0.0 if cut else 1.0
             elif gr.status == "wrong" or gr.answer is None:
                 q[i] = 0.0  # a wrong answer, or no extractable answer: an incomplete trace
@@ -382,40 +421,45 @@ class ScoringContext:
         ``alignment="rank"``); A_prob, their mean probability under the student (v2's default); A_geo,
         their geometric mean probability (``"geo"``: the per-decision probability of writing them all);
         each in [0, 1]; n_content; A_reason (why they are NaN)."""
-        A, reason = _nan_series(self.index)
-        A_prob = pd.Series(np.nan, index=self.index, dtype=float)
-        A_geo = pd.Series(np.nan, index=self.index, dtype=float)
-        n_content = pd.Series(0, index=self.index, dtype=np.int64)
+        n_rows = len(self.index)
+        A, A_prob, A_geo = np.full(n_rows, np.nan), np.full(n_rows, np.nan), np.full(n_rows, np.nan)
+        reason: list[str | None] = [None] * n_rows
+        n_content = np.zeros(n_rows, dtype=np.int64)
         st = self.settings
-        truncated = self.token_rows["truncated"] if "truncated" in self.token_rows else None
-        for i in self.index:
+        cols = self._token_columns
+        truncated = cols.get("truncated")
+        s = self.samples
+        hashes, responses, prompts, datasets = (s[c].tolist() for c in ("sample_hash", "response", "prompt_text", "dataset"))
+        for k, i in enumerate(self.index):
             rank = self.token_array(i, "rank", np.int64)
             if rank is None:
-                reason[i] = NO_TOKENS
+                reason[k] = NO_TOKENS
                 continue
-            if truncated is not None and bool(truncated[i]):
+            if truncated is not None and bool(truncated[k]):
                 # the cut trace lost its end (often its final answer): its alignment is not measured
-                reason[i] = TRUNCATED
+                reason[k] = TRUNCATED
                 continue
             cs = self.token_array(i, "char_start", np.int64)
             ce = self.token_array(i, "char_end", np.int64)
             if cs is None or ce is None or len(cs) != len(rank) or len(ce) != len(rank):
-                raise ValueError(f"tokens table, sample_hash {self.samples.at[i, 'sample_hash']}: "
+                raise ValueError(f"tokens table, sample_hash {hashes[k]}: "
                                  "rank, char_start and char_end differ in length")
-            response = self.samples.at[i, "response"]
+            response = responses[k]
             extra = {}
             if st.content in ("decisions", "continuations"):
-                extra = {"boilerplate": self.boilerplate[self.samples.at[i, "dataset"]],
+                extra = {"boilerplate": self.boilerplate[datasets[k]],
                          "answer": answer_span(response, self.grader.extract(response))}
-            mask = content_token_mask(self.samples.at[i, "prompt_text"], response, cs, ce, st.content, **extra)
+            mask = content_token_mask(prompts[k], response, cs, ce, st.content, **extra)
             n = int(mask.sum())
-            n_content[i] = n
+            n_content[k] = n
             if n == 0:
-                reason[i] = "no content tokens"
+                reason[k] = "no content tokens"
                 continue
-            A[i] = float(np.mean(rank[mask] <= st.top_k))
+            A[k] = float(np.mean(rank[mask] <= st.top_k))
             lp = self.token_array(i, "logprob")
             if lp is not None and len(lp) == len(rank):
-                A_prob[i] = float(np.mean(np.exp(lp[mask])))
-                A_geo[i] = float(np.exp(np.mean(lp[mask])))
+                A_prob[k] = float(np.mean(np.exp(lp[mask])))
+                A_geo[k] = float(np.exp(np.mean(lp[mask])))
+        A, A_prob, A_geo, n_content = (pd.Series(x, index=self.index) for x in (A, A_prob, A_geo, n_content))
+        reason = pd.Series(reason, index=self.index, dtype=object)
         return pd.DataFrame({"A": A, "A_prob": A_prob, "A_geo": A_geo, "A_reason": reason, "n_content": n_content})

@@ -17,13 +17,16 @@ unless it is a value (a word of the pool's gold answers) or inside the trace's f
 or following its context differently than the same context was followed before (a copy is what
 looking back finds).
 
-Pure functions over text and token offsets; no model involved.
+Pure functions over text and token offsets; no model involved. The masks and the boilerplate are
+memoized (the curriculum re-scores the same probes every interval; only the student changes).
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -134,6 +137,11 @@ def format_words(responses: Sequence[str], share: float, answers: Sequence[str] 
     Values are never format, however often they occur: numbers, and the words the task's gold
     ``answers`` are made of (true/false, option letters, the items an answer orders).
     """
+    return _format_words(tuple(responses), float(share), tuple(answers))
+
+
+@lru_cache(maxsize=256)
+def _format_words(responses: tuple[str, ...], share: float, answers: tuple[str, ...]) -> frozenset[str]:
     if not responses:
         return frozenset()
     values = {u for a in answers if a for _, _, u, is_word in units(a) if is_word}
@@ -265,6 +273,25 @@ def content_token_mask(
         raise ValueError(f"char_start and char_end differ in length ({cs.shape} vs {ce.shape})")
     if content == "all":
         return np.ones(cs.shape, dtype=bool)
+    key = (question, response, cs.tobytes(), ce.tobytes(), content, boilerplate, answer)
+    mask = _MASKS.get(key)
+    if mask is None:
+        mask = _content_mask(question, response, cs, ce, content, boilerplate, answer)
+        mask.flags.writeable = False  # shared by every caller that asks for the same mask
+        _MASKS[key] = mask
+        if len(_MASKS) > MASK_MEMO_SIZE:
+            _MASKS.popitem(last=False)
+    else:
+        _MASKS.move_to_end(key)
+    return mask
+
+
+MASK_MEMO_SIZE = 8192
+_MASKS: OrderedDict[tuple, np.ndarray] = OrderedDict()  # least recently used first
+
+
+def _content_mask(question: str, response: str, cs: np.ndarray, ce: np.ndarray, content: str,
+                  boilerplate: frozenset[str], answer: tuple[int, int] | None) -> np.ndarray:
     mask = np.zeros(cs.shape, dtype=bool)
     if content == "decisions":
         spans = decision_spans(question, response, boilerplate, answer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,9 @@ from dmc.students.template import render_conversation, render_prompt
 
 # End-of-turn tokens of common chat formats; generation stops at whichever the vocabulary has.
 _KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
+# Encodings kept per student: the curriculum re-scores the same probes and the collator re-encodes
+# each row at every epoch; rendering the template dominates an encoding's cost.
+ENCODE_MEMO_SIZE = 8192
 
 
 class Student:
@@ -50,6 +54,7 @@ class Student:
         self.source = source
         self._fingerprint: str | None = None
         self._stop_ids: list[int] | None = None
+        self._encoded: OrderedDict[tuple, Encoded] = OrderedDict()  # least recently used first
 
     @classmethod
     def from_model(cls, model, tokenizer, name: str = "in-memory", *, source: str | None = None) -> "Student":
@@ -113,9 +118,29 @@ class Student:
         `max_length` truncates from the right and sets `truncated` when response tokens were cut.
         `all_turns` also locates each earlier assistant turn of the prompt (`Encoded.prev_spans`:
         the token range of its content in the same input_ids, cut at `max_length`).
+        The last `ENCODE_MEMO_SIZE` encodings are memoized (keyed also by the chat template and the
+        vocabulary size, so a changed template or added tokens re-encode): the returned value is
+        shared, read it only.
         """
         if not isinstance(response, str):
             raise TypeError(f"response must be a str, got {type(response).__name__}")
+        try:
+            key = (tuple(tuple(sorted(m.items())) for m in prompt), response, max_length, all_turns,
+                   getattr(self.tokenizer, "chat_template", None), len(self.tokenizer))
+            hash(key)
+        except TypeError:  # a message holding lists or dicts (tool calls): not memoized
+            return self._encode(prompt, response, max_length, all_turns)
+        enc = self._encoded.get(key)
+        if enc is None:
+            enc = self._encode(prompt, response, max_length, all_turns)
+            self._encoded[key] = enc
+            if len(self._encoded) > ENCODE_MEMO_SIZE:
+                self._encoded.popitem(last=False)
+        else:
+            self._encoded.move_to_end(key)
+        return enc
+
+    def _encode(self, prompt: Sequence[Message], response: str, max_length: int | None, all_turns: bool) -> Encoded:
         prompt_text = render_prompt(self.tokenizer, prompt)
         full_text = render_conversation(self.tokenizer, prompt, response)
         sentinel_text = render_conversation(self.tokenizer, prompt, SENTINEL)
