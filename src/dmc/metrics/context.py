@@ -59,7 +59,7 @@ class DmcGrader:
     probes at every re-score); an ``ungradable`` verdict is not, since a timeout may pass next time.
     """
 
-    MEMO_SIZE = 16384
+    MEMO_SIZE = 4096
     _grades: OrderedDict[tuple[str, str, str], GradeLike] = OrderedDict()
 
     def __init__(self, verifier: str = "auto"):
@@ -84,7 +84,7 @@ class DmcGrader:
         return _extracted(text)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _extracted(text: str) -> str | None:
     return extract_answer(text).answer
 

@@ -286,7 +286,7 @@ def content_token_mask(
     return mask
 
 
-MASK_MEMO_SIZE = 8192
+MASK_MEMO_SIZE = 4096
 _MASKS: OrderedDict[tuple, np.ndarray] = OrderedDict()  # least recently used first
 
 

@@ -23,9 +23,9 @@ from dmc.students.template import render_conversation, render_prompt
 
 # End-of-turn tokens of common chat formats; generation stops at whichever the vocabulary has.
 _KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
-# Encodings kept per student: the curriculum re-scores the same probes and the collator re-encodes
-# each row at every epoch; rendering the template dominates an encoding's cost.
-ENCODE_MEMO_SIZE = 8192
+# Encodings kept per student: the curriculum re-scores the same probes at every interval, and
+# rendering the template dominates an encoding's cost. Bounded, since each key holds its texts.
+ENCODE_MEMO_SIZE = 4096
 
 
 class Student:
