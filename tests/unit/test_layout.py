@@ -14,7 +14,7 @@ SRC = Path(dmc.__file__).parent
 
 # The pipeline, lowest first. A module may import its own stage and the stages listed before it.
 LAYERS = [
-    "io", "settings", "data", "lab", "grading", "students", "stats", "metrics", "scoring", "selection",
+    "memo", "io", "settings", "data", "lab", "grading", "students", "stats", "metrics", "scoring", "selection",
     "evaluation", "curriculum", "training", "validation", "report", "demo", "cli",
 ]
 

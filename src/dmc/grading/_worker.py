@@ -15,11 +15,11 @@ import importlib
 import json
 import os
 import sys
-from collections import OrderedDict
 from typing import Any
 
-_PARSE_CACHE: OrderedDict[tuple[str, int], list] = OrderedDict()
-_PARSE_CACHE_SIZE = 4096
+from dmc.memo import Memo
+
+_PARSE_CACHE: Memo[list] = Memo(4096)
 _FUNCS: dict[str, Any] = {}
 
 
@@ -39,17 +39,15 @@ def _parse(s: str, timeout: int) -> list:
     from math_verify import parse
 
     key = (s, timeout)
-    if key in _PARSE_CACHE:
-        _PARSE_CACHE.move_to_end(key)
-        return _PARSE_CACHE[key]
+    cached = _PARSE_CACHE.get(key)
+    if cached is not None:
+        return cached
     result: list = []
     for cand in ([s] if _has_math_delimiters(s) else [f"${s}$", s]):
         result = parse(cand, parsing_timeout=timeout, raise_on_error=True)
         if any(_is_sympy(x) for x in result):
             break
-    _PARSE_CACHE[key] = result
-    if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
-        _PARSE_CACHE.popitem(last=False)
+    _PARSE_CACHE.put(key, result)
     return result
 
 

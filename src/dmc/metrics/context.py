@@ -9,7 +9,7 @@ shared by every metric that needs them. Nothing here runs a model.
 from __future__ import annotations
 from dmc.grading import extract_answer, grade_many
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cached_property, lru_cache
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dmc.data.schema import CandidateDataset, Sample, content_hash
+from dmc.memo import Memo
 from dmc.metrics.settings import MetricSettings
 from dmc.metrics.spans import answer_span, content_token_mask, format_words
 
@@ -59,8 +60,7 @@ class DmcGrader:
     probes at every re-score); an ``ungradable`` verdict is not, since a timeout may pass next time.
     """
 
-    MEMO_SIZE = 4096
-    _grades: OrderedDict[tuple[str, str, str], GradeLike] = OrderedDict()
+    _grades: Memo[GradeLike] = Memo(4096)
 
     def __init__(self, verifier: str = "auto"):
         self.verifier = verifier
@@ -69,15 +69,13 @@ class DmcGrader:
         if not isinstance(self.verifier, str):  # a Verifier object: its settings are not a key
             return grade_many(list(texts), list(golds), self.verifier)
         keys = [(self.verifier, t, g) for t, g in zip(texts, golds)]
-        todo = [k for k, key in enumerate(keys) if key not in self._grades]
-        fresh = grade_many([texts[k] for k in todo], [golds[k] for k in todo], self.verifier) if todo else []
-        new = dict(zip(todo, fresh))
-        out = [new[k] if k in new else self._grades[key] for k, key in enumerate(keys)]
-        for k, gr in new.items():
+        out = [self._grades.get(key) for key in keys]
+        todo = [k for k, gr in enumerate(out) if gr is None]
+        for k, gr in zip(todo, grade_many([texts[k] for k in todo], [golds[k] for k in todo], self.verifier)
+                         if todo else []):
+            out[k] = gr
             if gr.status != "ungradable":
-                self._grades[keys[k]] = gr
-        while len(self._grades) > self.MEMO_SIZE:
-            self._grades.popitem(last=False)
+                self._grades.put(keys[k], gr)
         return out
 
     def extract(self, text: str) -> str | None:
@@ -204,19 +202,13 @@ class ScoringContext:
 
     def token_array(self, i: Any, column: str, dtype: Any = np.float64) -> np.ndarray | None:
         """Row ``i``'s list column as an array (None when absent or null)."""
-        cols = self._token_columns
-        k = self._position(i)
-        if column not in cols or not cols["has_tokens"][k]:
+        cols = self._token_columns  # by position, which is the row label (samples_frame numbers rows 0..n-1)
+        if column not in cols or not cols["has_tokens"][i]:
             return None
-        v = cols[column][k]
+        v = cols[column][i]
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return None
         return np.asarray(v, dtype=dtype)
-
-    def _position(self, i: Any) -> int:
-        """Row label ``i`` as a position (``samples_frame`` numbers rows 0..n-1, so they coincide)."""
-        return i if isinstance(self.index, pd.RangeIndex) and self.index.start == 0 and self.index.step == 1 \
-            else self.index.get_loc(i)
 
     # ------------------------------------------------------------ quality q_i
 
@@ -253,14 +245,13 @@ class ScoringContext:
         truncated, has_tokens = cols.get("truncated"), cols["has_tokens"]
         keys = list(golds)
         responses = s["response"].tolist()
-        grades = self.grader.grade_many([responses[self._position(i)] for i in keys], [golds[i] for i in keys])
+        grades = self.grader.grade_many([responses[i] for i in keys], [golds[i] for i in keys])
         if len(grades) != len(keys):
             raise ValueError(f"grader returned {len(grades)} grades for {len(keys)} samples")
         for i, gr in zip(keys, grades):
             answer[i] = gr.answer
             if gr.status == "correct":
-                k = self._position(i)
-                cut = truncated is not None and bool(has_tokens[k]) and bool(truncated[k])
+                cut = truncated is not None and bool(has_tokens[i]) and bool(truncated[i])
                 q[i] = 0.0 if cut else 1.0
             elif gr.status == "wrong" or gr.answer is None:
                 q[i] = 0.0  # a wrong answer, or no extractable answer: an incomplete trace

@@ -24,11 +24,12 @@ memoized (the curriculum re-scores the same probes every interval; only the stud
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+
+from dmc.memo import Memo
 
 CONTENT_SELECTORS = ("numbers", "words", "decisions", "continuations", "all")
 
@@ -140,7 +141,7 @@ def format_words(responses: Sequence[str], share: float, answers: Sequence[str] 
     return _format_words(tuple(responses), float(share), tuple(answers))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)  # a key holds a whole dataset's responses
 def _format_words(responses: tuple[str, ...], share: float, answers: tuple[str, ...]) -> frozenset[str]:
     if not responses:
         return frozenset()
@@ -278,16 +279,11 @@ def content_token_mask(
     if mask is None:
         mask = _content_mask(question, response, cs, ce, content, boilerplate, answer)
         mask.flags.writeable = False  # shared by every caller that asks for the same mask
-        _MASKS[key] = mask
-        if len(_MASKS) > MASK_MEMO_SIZE:
-            _MASKS.popitem(last=False)
-    else:
-        _MASKS.move_to_end(key)
+        _MASKS.put(key, mask)
     return mask
 
 
-MASK_MEMO_SIZE = 4096
-_MASKS: OrderedDict[tuple, np.ndarray] = OrderedDict()  # least recently used first
+_MASKS: Memo[np.ndarray] = Memo(4096)
 
 
 def _content_mask(question: str, response: str, cs: np.ndarray, ce: np.ndarray, content: str,

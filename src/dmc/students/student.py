@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from dmc.data.schema import Message
+from dmc.memo import Memo
 from dmc.students.fingerprint import student_fingerprint
 from dmc.students.masking import (
     SENTINEL,
@@ -54,7 +54,7 @@ class Student:
         self.source = source
         self._fingerprint: str | None = None
         self._stop_ids: list[int] | None = None
-        self._encoded: OrderedDict[tuple, Encoded] = OrderedDict()  # least recently used first
+        self._encoded: Memo[Encoded] = Memo(ENCODE_MEMO_SIZE)
 
     @classmethod
     def from_model(cls, model, tokenizer, name: str = "in-memory", *, source: str | None = None) -> "Student":
@@ -133,11 +133,7 @@ class Student:
         enc = self._encoded.get(key)
         if enc is None:
             enc = self._encode(prompt, response, max_length, all_turns)
-            self._encoded[key] = enc
-            if len(self._encoded) > ENCODE_MEMO_SIZE:
-                self._encoded.popitem(last=False)
-        else:
-            self._encoded.move_to_end(key)
+            self._encoded.put(key, enc)
         return enc
 
     def _encode(self, prompt: Sequence[Message], response: str, max_length: int | None, all_turns: bool) -> Encoded:
