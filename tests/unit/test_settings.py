@@ -194,6 +194,7 @@ class _Toy:
     name: str = setting("a", "Name.", choices=("a", "b"))
     flag: bool = setting(False, "A flag.")
     sizes: tuple[int, ...] = setting((1, 2), "Sizes, comma-separated.")
+    plans: tuple[str, ...] = setting(("a",), "Plans, comma-separated (';' when one holds a comma).")
     mode: bool | str = setting("auto", "true, false or auto.")
     seed: int = SEED.field()
     inner: _Inner = setting(help="Inner.", default_factory=_Inner)
@@ -223,6 +224,15 @@ def test_config_file_then_command_line(tmp_path: Path):
     assert t.seed == 7 and t.inner.seed == 7  # one flag, every field declared with it
     r = CliRunner().invoke(toy, ["toy", "p", "q", "--sizes", "5,6"])
     assert r.exit_code == 0 and seen[-1].sizes == (5, 6) and seen[-1].items == ("p", "q") and seen[-1].mode == "auto"
+
+
+def test_list_items_that_hold_commas_are_separated_by_semicolons():
+    seen: list = []
+    r = CliRunner().invoke(_toy_app(seen), ["toy", "--plans", "uniform;schedule:a,b@0.5; c"])
+    assert r.exit_code == 0, r.output
+    assert seen[-1].plans == ("uniform", "schedule:a,b@0.5", "c")
+    r = CliRunner().invoke(_toy_app(seen), ["toy", "--plans", "x, y"])
+    assert r.exit_code == 0 and seen[-1].plans == ("x", "y")
 
 
 @pytest.mark.parametrize("args, message", [

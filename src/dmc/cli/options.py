@@ -151,7 +151,9 @@ def _parse(o: Option, raw: Any) -> Any:
         return raw
     if kind == "list":
         item = typing.get_args(nested_type(o.type))[0]
-        parts = [p.strip() for p in str(raw).split(",") if p.strip()]
+        # ';' separates items that themselves hold commas (e.g. schedule:A,B@0.5 among E3's strategies)
+        sep = ";" if ";" in str(raw) else ","
+        parts = [p.strip() for p in str(raw).split(sep) if p.strip()]
         try:
             return [item(p) for p in parts]
         except ValueError:

@@ -85,7 +85,8 @@ class ValidateConfig:
     e2_budget: int | None = setting(None, "E2: samples selected (default: --pilot-samples).", min=1)
     e2_metrics: tuple[str, ...] | None = setting(None, "E2 selectors, comma-separated (default: every metric).")
     e3_strategies: tuple[str, ...] = setting(E3_STRATEGIES, "Strategies compared in E3 (uniform, static-dmc, "
-                                             "dynamic-dmc, static-dmc-mix, static:<metric>, schedule:A,B@0.5 ...).")
+                                             "dynamic-dmc, static-dmc-mix, static:<metric>, schedule:A,B@0.5 ...); "
+                                             "';'-separated when one holds a comma.")
     e3_steps: int | None = setting(None, "Steps of each E3 run (default: the pilots' --steps).", min=1)
     e3_eval_every: int | None = setting(None, "Steps between accuracy measurements in E3 (default: steps / 4).",
                                         min=1)
