@@ -51,8 +51,9 @@ def main() -> None:
             acc = "n/a" if r["mean"] is None else f"{100 * r['mean']:.1f}%" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
             noise = "" if r["rescore_noise"] is None else f"{r['rescore_noise']:.3f}"
             print(f"| {name}{mark} | {acc} | {r['n']} | {noise} |")
-        print(f"dynamic-dmc - static-dmc: {100 * s['dynamic_minus_static']:+.1f} points "
-              f"(seed noise of the difference: {100 * s['gap_noise']:.1f})")
+        if math.isfinite(s["dynamic_minus_static"]):  # a run without both strategies has no gap to show
+            print(f"dynamic-dmc - static-dmc: {100 * s['dynamic_minus_static']:+.1f} points "
+                  f"(seed noise of the difference: {100 * s['gap_noise']:.1f})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 
