@@ -6,8 +6,23 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dmc.data.schema import CandidateDataset, Sample
+
 # The CPU is shared by parallel test runs; tiny models gain nothing from more threads.
 torch.set_num_threads(1)
+
+
+def addition_dataset(name: str, n: int, style: str, offset: int = 0) -> CandidateDataset:
+    """n addition questions ("What is a + b?", a = offset + i), answered step by step (`style`
+    "step") or tersely; datasets with the same offset share their questions."""
+    out = []
+    for i in range(n):
+        a, b = i + offset, 2 * i + 3
+        q = f"What is {a} + {b}?"
+        r = f"{a} + {b} = {a + b}. The answer is {a + b}." if style == "step" else f"The answer is {a + b}."
+        out.append(Sample(id=f"{name}{i}", prompt=({"role": "user", "content": q},), response=r, gold=str(a + b),
+                          dataset=name))
+    return CandidateDataset(name, out)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler
 
-from dmc.data.schema import CandidateDataset, EvalItem, Sample
+from conftest import addition_dataset as _dataset
+from dmc.data.schema import CandidateDataset, EvalItem
 from dmc.curriculum import (
     ArgmaxPolicy,
     DMCCurriculumCallback,
@@ -24,16 +25,6 @@ from dmc.curriculum import (
 )
 from dmc.training import StopAtStep, TrainConfig, train
 from dmc.curriculum.callback import STATE_FILE
-
-
-def _dataset(name: str, n: int, style: str, offset: int = 0) -> CandidateDataset:
-    out = []
-    for i in range(n):
-        a, b = i + offset, 2 * i + 3
-        q = f"What is {a} + {b}?"
-        r = f"{a} + {b} = {a + b}. The answer is {a + b}." if style == "step" else f"The answer is {a + b}."
-        out.append(Sample(id=f"{name}{i}", prompt=({"role": "user", "content": q},), response=r, gold=str(a + b), dataset=name))
-    return CandidateDataset(name, out)
 
 
 @pytest.fixture

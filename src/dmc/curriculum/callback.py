@@ -40,7 +40,7 @@ from dmc.stats.subsample import subsample
 from dmc.students import Student
 from dmc.curriculum.mixture import MixtureEntry, MixtureSampler, MixtureSchedule, PoolDataset, normalize_weights
 from dmc.curriculum.policies import MixturePolicy, make_policy
-from dmc.curriculum.settings import CurriculumSettings, resolve_rescore_every
+from dmc.curriculum.settings import CurriculumSettings, resolve_probe_size, resolve_rescore_every
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,13 @@ def _float_or_nan(v: Any) -> float:
 def _clean(x: float) -> float | None:
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def _noise_of(fn: Any, names: Sequence[str]) -> dict[str, float]:
+    """The standard error of each dataset's last re-score (`fn.last_details[name]["dmc_se"]`, from the
+    re-score's bootstrap; NaN where unknown)."""
+    details = getattr(fn, "last_details", None) or {}
+    return {n: _float_or_nan((details.get(n) or {}).get("dmc_se")) for n in names}
 
 
 def _gathered(observed: Observed) -> Observed:
@@ -332,7 +339,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
         pool: Sequence[CandidateDataset],
         *,
         rescore_every: int | str = CurriculumSettings.rescore_every,
-        probe_size: int | None = CurriculumSettings.probe_size,
+        probe_size: int | str | None = CurriculumSettings.probe_size,
         policy: str | MixturePolicy = CurriculumSettings.policy,
         switch_confidence: float = CurriculumSettings.switch_confidence,
         train_pass: bool = CurriculumSettings.train_pass,
@@ -353,8 +360,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
                                f"unknown {unknown}, missing {missing}")
         self.initial_scores = dict(initial_scores) if initial_scores is not None else None
         resolve_rescore_every(rescore_every, 1)  # checks the spelling now, resolved when training starts
-        if probe_size is not None and probe_size < 1:
-            raise ValueError(f"probe_size must be >= 1 or None (all samples), got {probe_size}")
+        resolve_probe_size(probe_size, 1)  # checks the spelling
         self.rescore_every_setting = rescore_every
         # steps between re-scores: an integer as given; "auto" is resolved from max_steps at train begin
         self.rescore_every: int | None = rescore_every if isinstance(rescore_every, int) else None
@@ -392,12 +398,15 @@ class DMCCurriculumCallback(MixtureCurriculum):
         return self._held_out
 
     @staticmethod
-    def _choose_probes(pool: Sequence[CandidateDataset], size: int | None, seed: int) -> dict[str, list[Sample]]:
+    def _choose_probes(pool: Sequence[CandidateDataset], size: int | str | None, seed: int
+                       ) -> dict[str, list[Sample]]:
         """A fixed probe per dataset (so successive scores differ because the student changed, not
-        the subset), chosen by question: each dataset takes its samples whose questions rank first
-        under a seeded hash, so datasets that answer the same questions probe the same ones and the
-        student's attempts at them are shared (the subsample `dmc score --max-samples` draws)."""
-        return {d.name: subsample(d.samples, size, seed) for d in pool}
+        the subset), of `size` samples (auto: by the dataset's size, see
+        dmc.curriculum.settings.resolve_probe_size), chosen by question: each dataset takes its
+        samples whose questions rank first under a seeded hash, so datasets that answer the same
+        questions probe the same ones and the student's attempts at them are shared (the subsample
+        `dmc score --max-samples` draws)."""
+        return {d.name: subsample(d.samples, resolve_probe_size(size, len(d.samples)), seed) for d in pool}
 
     def _resolve_rescore_fn(self) -> RescoreFn:
         if self.rescore_fn is None:
@@ -483,6 +492,7 @@ class DMCCurriculumCallback(MixtureCurriculum):
             with torch.random.fork_rng(devices=devices):
                 scores = dict(fn(student, self.probes, observed=observed) if observed is not None
                               else fn(student, self.probes))
+                scores = self._refined(fn, student, scores)
         finally:
             net.train(was_training)
             random.setstate(py_state)
@@ -494,13 +504,28 @@ class DMCCurriculumCallback(MixtureCurriculum):
             raise KeyError(f"rescore_fn returned no score for datasets {missing}")
         return {n: float(scores[n]) if scores[n] is not None else math.nan for n in self.names}
 
+    def _refined(self, fn: RescoreFn, student, scores: dict[str, float]) -> dict[str, float]:
+        """`scores` made precise enough for the policy to decide: while it finds the decision
+        undecided (a challenger leads within the noise), a re-scorer that can (`refine`) gathers
+        more evidence on the contenders and scores again, until the evidence decides or runs out."""
+        refine = getattr(fn, "refine", None)
+        undecided = getattr(self.policy, "undecided", None)
+        if not (callable(refine) and callable(undecided)):
+            return scores
+        while contenders := undecided(self.names, {n: _float_or_nan(scores.get(n)) for n in self.names},
+                                      noise=_noise_of(fn, self.names)):
+            more = refine(student, contenders)
+            if more is None:
+                break
+            scores = dict(more)
+        return scores
+
     def _update(self, step: int, model, processing_class, scores: Mapping[str, float] | None = None) -> None:
         t0 = time.perf_counter()
         given = scores is not None
         scores = ({n: _float_or_nan(scores[n]) for n in self.names} if given
                   else self.rescore(model, processing_class, step))
-        details = {} if given else (getattr(self.rescore_fn, "last_details", None) or {})
-        noise = {n: _float_or_nan((details.get(n) or {}).get("dmc_se")) for n in self.names}
+        noise = {n: math.nan for n in self.names} if given else _noise_of(self.rescore_fn, self.names)
         decision = self.policy.decide(self.names, scores, self.schedule.current, noise=noise)
         entry = self.schedule.set(decision.weights, step=step, reason=decision.reason)
         event = {

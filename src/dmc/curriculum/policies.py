@@ -12,7 +12,10 @@ A re-score is an estimate from a small probe, so `decide` also takes each score'
 (`noise`, from the re-score's bootstrap over probe samples). `argmax` uses it to switch only on
 evidence: it leaves the dataset it trains on for a better-scoring one only when the score gap is
 larger than the noise allows at its `confidence` (a one-sided normal test on the difference of two
-independent estimates). `softmax` and `proportional` weigh every dataset by its point score.
+independent estimates); before it decides, `undecided` names the datasets whose scores need more
+evidence (a challenger leading within the margin, and the active dataset), which the dynamic
+curriculum then gathers (dmc.curriculum.rescore.DMCRescorer.refine). `softmax` and `proportional`
+weigh every dataset by its point score and never ask for more.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class MixturePolicy(Protocol):
                noise: Mapping[str, float] | None = None) -> PolicyDecision:
         """Return the next mixture (weights aligned with `names`, summing to 1); `noise` holds the
         scores' standard errors where known."""
+        ...
+
+    def undecided(self, names: Sequence[str], scores: Mapping[str, float],
+                  noise: Mapping[str, float] | None = None) -> list[str]:
+        """The datasets whose scores must be more precise before `decide` can tell (none: decide now)."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -117,6 +125,29 @@ class ArgmaxPolicy:
         self.active: str | None = None
         self.dwell = 0  # decisions made since `active` was chosen
 
+    def _contest(self, names: Sequence[str], s: np.ndarray, noise: Mapping[str, float] | None
+                 ) -> tuple[str, float, float]:
+        """(best dataset, its gap over the active one, the noise margin that gap must clear)."""
+        assert self.active is not None
+        best = top1(dict(zip(names, s.tolist())))  # ties: the dataset listed first
+        if best == self.active:
+            return best, 0.0, 0.0
+        se = {n: _float(noise.get(n)) if noise else math.nan for n in names}
+        gap = float(s[names.index(best)] - s[names.index(self.active)])
+        if not math.isfinite(gap):  # the active dataset could not be scored this time: the best leads
+            gap = math.inf
+        return best, gap, switch_margin(se[best], se[self.active], self.confidence)
+
+    def undecided(self, names: Sequence[str], scores: Mapping[str, float],
+                  noise: Mapping[str, float] | None = None) -> list[str]:
+        """[active, best] when a switch is allowed (dwell reached) and the best-scoring dataset leads
+        the active one by less than the noise margin, so that more evidence could decide; else []."""
+        s = _score_vector(names, scores)
+        if self.active is None or self.dwell < self.min_dwell or not np.isfinite(s).any():
+            return []
+        best, gap, margin = self._contest(names, s, noise)
+        return [self.active, best] if best != self.active and 0.0 < gap <= margin else []
+
     def decide(self, names: Sequence[str], scores: Mapping[str, float], current: np.ndarray | None,
                noise: Mapping[str, float] | None = None) -> PolicyDecision:
         s = _score_vector(names, scores)
@@ -129,11 +160,7 @@ class ArgmaxPolicy:
             self.active, self.dwell, reason = best, 1, f"start on {best}"
             w = np.array([1.0 if n == self.active else 0.0 for n in names])
             return PolicyDecision(w.tolist(), reason + _nan_note(names, s))
-        se = {n: _float(noise.get(n)) if noise else math.nan for n in names}
-        gap = float(s[names.index(best)] - s[names.index(self.active)]) if best != self.active else 0.0
-        if not math.isfinite(gap):  # the active dataset could not be scored this time: the best leads
-            gap = math.inf
-        margin = switch_margin(se[best], se[self.active], self.confidence) if best != self.active else 0.0
+        best, gap, margin = self._contest(names, s, noise)
         if best != self.active and self.dwell >= self.min_dwell and gap > margin:
             reason = (f"switch {self.active} -> {best} after {self.dwell} re-scores"
                       + (f" (gap {gap:.3g} > noise margin {margin:.3g})" if margin > 0 else ""))
@@ -173,6 +200,10 @@ class SoftmaxPolicy:
         w = softmax_weights(dict(zip(names, s.tolist())), self.tau)
         return PolicyDecision(_aligned(names, w), f"softmax(score/{self.tau:g})" + _nan_note(names, s))
 
+    def undecided(self, names: Sequence[str], scores: Mapping[str, float],
+                  noise: Mapping[str, float] | None = None) -> list[str]:
+        return []  # a mixture follows the point scores: nothing to decide
+
     def state_dict(self) -> dict[str, Any]:
         return {"tau": self.tau}
 
@@ -193,6 +224,10 @@ class ProportionalPolicy:
             return _all_nan(names, s, current)
         w, why = proportional_weights(dict(zip(names, s.tolist())))
         return PolicyDecision(_aligned(names, w), why + _nan_note(names, s))
+
+    def undecided(self, names: Sequence[str], scores: Mapping[str, float],
+                  noise: Mapping[str, float] | None = None) -> list[str]:
+        return []
 
     def state_dict(self) -> dict[str, Any]:
         return {}

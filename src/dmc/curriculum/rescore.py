@@ -9,7 +9,9 @@ Each call computes, without the disk cache (the weights are new at every call):
   the probes, so datasets that share questions share attempts;
 
 then DMC per dataset (range [0, 1], higher = more compatible; NaN with a reason when a dataset has
-no scorable sample). Under torchrun / accelerate launch (a torch.distributed process group) each
+no scorable sample). When the policy finds a switch undecided (`refine`), more probe questions of
+the contenders are attempted and the same tables scored again: a sequential test that spends
+attempts only on the decisions that need them. Under torchrun / accelerate launch (a torch.distributed process group) each
 rank computes its share of the statistics and attempts, every rank gathers all of them, and so
 every rank gets the same scores (and applies the same mixture). Attempts are the costly part: their token budget defaults to 1.5 x the
 longest probe trace (in the student's tokens), capped by the attempts' `max_new_tokens`, since
@@ -84,7 +86,7 @@ def _concat(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
 
 
 def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sample | EvalItem],
-                   settings: ScoringSettings, known: pa.Table | None = None) -> Tables:
+                   settings: ScoringSettings, known: pa.Table | None = None, needs: set[str] | None = None) -> Tables:
     """`compute_tables` of `samples` and `questions` (no disk cache), split across the ranks of a
     torch.distributed process group when there is one: each rank takes a contiguous block of the
     samples and a block of whole generation batches of the distinct questions (so each attempt gets
@@ -92,7 +94,8 @@ def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sampl
     rank gathers all blocks, in rank order: the rows a single process computes, in its order."""
     rank, world = distributed_world()
     if world == 1 or not dist.is_initialized():
-        return compute_tables(student, samples, settings, questions=questions, cache=None, known_tokens=known)
+        return compute_tables(student, samples, settings, questions=questions, needs=needs, cache=None,
+                              known_tokens=known)
     unique: dict[str, Sample | EvalItem] = {}
     for q in questions:
         unique.setdefault(question_hash(q), q)
@@ -100,11 +103,23 @@ def rescore_tables(student, samples: Sequence[Sample], questions: Sequence[Sampl
     batches = _block(math.ceil(len(unique) / per_batch), rank, world)
     mine = compute_tables(student, list(samples)[_block(len(samples), rank, world)], settings,
                           questions=list(unique.values())[batches.start * per_batch:batches.stop * per_batch],
-                          cache=None, known_tokens=known)
+                          needs=needs, cache=None, known_tokens=known)
     parts: list[Any] = [None] * world
     dist.all_gather_object(parts, (mine.tokens, mine.attempts, mine.run, mine.answers))
     return Tables(_concat([p[0] for p in parts]), _concat([p[1] for p in parts]), _merge_run([p[2] for p in parts]),
                   _concat([p[3] for p in parts]))
+
+
+@dataclasses.dataclass
+class _Last:
+    """What the last call scored, kept so that `refine` can add attempts and score again."""
+
+    pool: list[CandidateDataset]
+    probes: Mapping[str, list[Sample]]
+    settings: ScoringSettings
+    tables: Tables
+    attempted: set[str]  # question hashes attempted (or whose answers were scored) in this re-score
+    extra: dict[str, list[Sample]]
 
 
 class DMCRescorer:
@@ -112,7 +127,8 @@ class DMCRescorer:
 
     target: the target questions (the eval set) for C_T; None = the probe questions themselves.
     target_size / capability_size: questions attempted per call for C_T / per dataset for C_D
-    (None = all). attempt_budget: "auto" (see the module docstring) or a fixed max_new_tokens.
+    (None = all). max_capability_size: how far `refine` may grow a dataset's questions (None = its
+    whole probe). attempt_budget: "auto" (see the module docstring) or a fixed max_new_tokens.
     scoring: the scoring settings (metric definitions, statistics, attempts) of every re-score.
     metric: the DMC version computed (dmc or dmc_v2; CurriculumSettings.metric).
     """
@@ -123,6 +139,7 @@ class DMCRescorer:
         *,
         target_size: int | None = CurriculumSettings.target_size,
         capability_size: int | None = CurriculumSettings.capability_size,
+        max_capability_size: int | None = CurriculumSettings.max_capability_size,
         attempt_budget: int | str = CurriculumSettings.attempt_budget,
         scoring: ScoringSettings | None = None,
         seed: int = 0,
@@ -134,12 +151,15 @@ class DMCRescorer:
         self.metric = metric
         self.attempt_budget = attempt_budget
         self.capability_size = capability_size
+        self.max_capability_size = max_capability_size
         self.seed = seed
         items = list(target) if target is not None else None
         if items is not None and target_size is not None and len(items) > target_size:
             items = seeded_order(items, question_hash, seed)[:target_size]
         self.target = items
         self._settings: ScoringSettings | None = None  # fixed at the first call: the probes never change
+        self._counts: dict[str, int | None] = {}  # questions attempted per dataset in the current re-score
+        self._last: _Last | None = None
         self.last_timing: dict[str, Any] = {}
         self.last_details: dict[str, dict[str, Any]] = {}
 
@@ -153,13 +173,20 @@ class DMCRescorer:
             self._settings = dataclasses.replace(s, attempts=dataclasses.replace(s.attempts, max_new_tokens=int(budget)))
         return self._settings
 
-    def capability_questions(self, probes: Mapping[str, list[Sample]]) -> list[Sample]:
+    def _ranked(self, samples: Sequence[Sample]) -> list[Sample]:
+        """One sample per distinct question, in the seeded question rank every re-score uses."""
+        return [s for _, s in seeded_order({s.question_hash: s for s in samples}.items(), lambda kv: kv[0], self.seed)]
+
+    def capability_questions(self, probes: Mapping[str, list[Sample]],
+                             counts: Mapping[str, int | None] | None = None) -> list[Sample]:
         """The probe samples whose questions are attempted: the first `capability_size` questions of
-        each dataset by question rank (shared questions are attempted once)."""
+        each dataset by question rank, or `counts[dataset]` of them (shared questions are attempted
+        once)."""
         out: list[Sample] = []
-        for samples in probes.values():
-            qs = seeded_order({s.question_hash: s for s in samples}.items(), lambda kv: kv[0], self.seed)
-            out.extend(s for _, s in (qs if self.capability_size is None else qs[: self.capability_size]))
+        for name, samples in probes.items():
+            n = counts.get(name, self.capability_size) if counts is not None else self.capability_size
+            qs = self._ranked(samples)
+            out.extend(qs if n is None else qs[:n])
         return out
 
     def training_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
@@ -188,35 +215,89 @@ class DMCRescorer:
         pool = [CandidateDataset(name, [_named(s, name) for s in (*probe, *extra[name])])
                 for name, probe in probes.items()]
         samples = [s for d in pool for s in d.samples]
+        self._counts = {name: self.capability_size for name in probes}
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
         from_training = {s.hash for ss in extra.values() for s in ss}
         known = observed.table(from_training) if observed is not None and from_training else None
         tables = rescore_tables(student, samples, questions, settings, known)
-        report = report_tables(pool, student, settings, tables, targets=self.target)
+        self._last = _Last(pool, probes, settings, tables, {question_hash(q) for q in questions}, extra)
         run = tables.run
         tok, att, ans = run.get("tokens") or {}, run.get("attempts") or {}, run.get("answers") or {}
         self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"), "answers": ans.get("seconds"),
-                            "seconds": round(time.perf_counter() - t0, 3), "n_traces": len(samples),
-                            "n_training_pass": len(from_training),
+                            "n_traces": len(samples), "n_training_pass": len(from_training),
                             "n_questions": att.get("unique"), "attempt_tokens": att.get("generated_tokens"),
-                            "attempt_budget": settings.attempts.max_new_tokens}
+                            "attempt_budget": settings.attempts.max_new_tokens, "refinements": 0}
+        return self._scores(student, t0)
+
+    def refine(self, student, datasets: Sequence[str]) -> dict[str, float] | None:
+        """More evidence for an undecided decision between `datasets`: each one's questions attempted
+        (C_D) are doubled, up to `max_capability_size` and its probe's questions; only questions not
+        yet attempted in this re-score are attempted, and the last call's tables are scored again.
+        Returns the new scores, or None when no dataset can grow (the evidence is all there is)."""
+        last = self._last
+        if last is None:
+            raise RuntimeError("refine() needs a re-score first: call the re-scorer, then refine")
+        t0 = time.perf_counter()
+        grown = False
+        for name in datasets:
+            have = self._counts.get(name, self.capability_size)
+            size = len(self._ranked(last.probes[name]))
+            most = size if self.max_capability_size is None else min(size, self.max_capability_size)
+            if have is None or have >= most:
+                continue
+            self._counts[name] = min(most, 2 * have)
+            grown = True
+        if not grown:
+            return None
+        new = [q for q in self.capability_questions(last.probes, self._counts) if q.question_hash not in last.attempted]
+        new = list({q.question_hash: q for q in new}.values())
+        if new:
+            needs = last.settings.needs & {"attempts", "answers"}
+            more = rescore_tables(student, [], new, last.settings, needs=needs)
+            last.tables = Tables(last.tables.tokens, _concat([last.tables.attempts, more.attempts]), last.tables.run,
+                                 _concat([last.tables.answers, more.answers]))
+            last.attempted |= {q.question_hash for q in new}
+            att = more.run.get("attempts") or {}
+            timing = self.last_timing
+            timing["attempts"] = _add(timing.get("attempts"), att.get("seconds"))
+            timing["answers"] = _add(timing.get("answers"), (more.run.get("answers") or {}).get("seconds"))
+            timing["n_questions"] = _add(timing.get("n_questions"), att.get("unique"))
+            timing["attempt_tokens"] = _add(timing.get("attempt_tokens"), att.get("generated_tokens"))
+        self.last_timing["refinements"] += 1
+        seconds = self.last_timing["seconds"]
+        return self._scores(student, t0, seconds)
+
+    def _scores(self, student, t0: float, before: float = 0.0) -> dict[str, float]:
+        """DMC per dataset from the last call's tables (and `last_details`, `last_timing`)."""
+        last = self._last
+        assert last is not None
+        report = report_tables(last.pool, student, last.settings, last.tables, targets=self.target)
+        self.last_timing["seconds"] = round(before + time.perf_counter() - t0, 3)
         ds = report.datasets.set_index("dataset")
         out: dict[str, float] = {}
         details: dict[str, dict[str, Any]] = {}
         m = self.metric
-        for name in probes:
+        for name, probe in last.probes.items():
             row = ds.loc[name]
             out[name] = float(row[m])
             details[name] = {k: _num(row[k]) for k in ("A", "Q", "C_D", "C_T", "R", "R2", "logit_gap", "n_scored")
                              if k in row}
             # the bounds and standard error under the names the callback reads, whichever version
             details[name].update({f"dmc_{k}": _num(row[f"{m}_{k}"]) for k in ("lo", "hi", "se") if f"{m}_{k}" in row})
-            details[name]["source"] = "probe + training pass" if extra[name] else "probe"
+            details[name]["n_questions"] = len({s.question_hash for s in probe} & last.attempted)
+            details[name]["source"] = "probe + training pass" if last.extra[name] else "probe"
             reasons = row.get("reasons")
             if isinstance(reasons, dict) and reasons.get(m):
                 details[name]["reason"] = reasons[m]
         self.last_details = details
         return out
+
+
+def _add(a: float | int | None, b: float | int | None) -> float | int | None:
+    """a + b where either may be missing (None)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return round(a + b, 3) if isinstance(a, float) or isinstance(b, float) else a + b
 
 
 def _named(s: Sample, name: str) -> Sample:

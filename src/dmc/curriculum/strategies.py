@@ -174,6 +174,7 @@ def build_curriculum(
         return ScheduledCurriculum(pool, phases, seed=seed, reason=strategy), info
     if kind == "dynamic-dmc":
         rescorer = DMCRescorer(eval_items, target_size=settings.target_size, capability_size=settings.capability_size,
+                               max_capability_size=settings.max_capability_size,
                                attempt_budget=settings.attempt_budget, scoring=scoring, seed=seed,
                                metric=settings.metric)
         # the first mixture comes from DMC over the whole datasets on the untouched student (what

@@ -36,7 +36,7 @@ def run(
     batch_size: int = 8,
     learning_rate: float = 2e-4,
     rescore_every: int | str = CurriculumSettings.rescore_every,
-    probe_size: int | None = CurriculumSettings.probe_size,
+    probe_size: int | str | None = CurriculumSettings.probe_size,
     policy: str = CurriculumSettings.policy,
     target: Sequence[EvalItem] | None = None,
     rescore_fn: RescoreFn | None = None,
