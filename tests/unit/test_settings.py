@@ -92,7 +92,7 @@ OTHER = {
     "policy": "softmax", "mix_policy": "proportional", "attempt_budget": 7, "content": "words", "match_side": "easier",
     "bf16": True, "lora_targets": ["q_proj"], "metrics": ("dmc",), "experiments": ("e1",), "seeds": (1,),
     "e3_strategies": ("uniform",), "e2_metrics": ("dmc",), "extra": {"a": 1}, "lr_scheduler": "linear",
-    "verifier": "numeric", "e2_policy": "topk:2", "rescore_every": 50, "turns": "all", "rsr_turns": "all", "backend": "ray", "ray_address": "auto", "engine": "vllm",
+    "verifier": "numeric", "e2_policy": "topk:2", "rescore_every": 50, "probe_size": 24, "turns": "all", "rsr_turns": "all", "backend": "ray", "ray_address": "auto", "engine": "vllm",
 }
 
 

@@ -83,7 +83,9 @@ class CurriculumSettings:
                 object.__setattr__(self, name, int(value))
         check(self)
         resolve_rescore_every(self.rescore_every, 1)
-        resolve_probe_size(self.probe_size, 1)
+        if isinstance(self.probe_size, str) and self.probe_size != "auto":
+            raise ValueError(f"CurriculumSettings.probe_size must be auto, none or a positive integer, "
+                             f"got {self.probe_size!r}")
         make_policy(self.policy)
         make_policy(self.mix_policy)
         if self.attempt_budget != "auto" and not (isinstance(self.attempt_budget, int) and self.attempt_budget >= 1):
