@@ -16,7 +16,7 @@ from conftest import addition_dataset as _dataset
 from dmc.data.schema import EvalItem
 from dmc.metrics import MetricSettings
 from dmc.scoring import ScoringSettings
-from dmc.training import TrainConfig, train
+from dmc.training import StopAtStep, TrainConfig, train
 
 
 # -- the probe's size -----------------------------------------------------------------------------------
@@ -120,6 +120,56 @@ def test_when_the_evidence_runs_out_the_current_dataset_stays():
     cur._update(10, None, None)
     assert len(fn.asked) == 2
     assert cur.history[-1]["mixture"] == {"a": 1.0, "b": 0.0} and "within noise margin" in cur.history[-1]["reason"]
+
+
+class _WeightedHalving:
+    """Scores that follow the weights (any drift between two runs shows in them) and standard errors
+    that halve with each refinement, up to five: terse leads step by a weight-dependent gap."""
+
+    def __init__(self):
+        self.k = 0
+        self.last_details: dict = {}
+        self.last_timing: dict = {}
+
+    def _out(self, student):
+        w = sum(p.detach().double().abs().sum().item() for p in student.model.parameters())
+        lead = (w * 1e3) % 0.2 - 0.1  # in [-0.1, 0.1)
+        self.last_details = {n: {"dmc_se": 0.2 / 2**self.k} for n in ("step", "terse", "mixed")}
+        self.last_timing = {"refinements": self.k}
+        return {"step": 0.5, "terse": 0.5 + lead, "mixed": 0.1}
+
+    def __call__(self, student, probes):
+        self.k = 0
+        return self._out(student)
+
+    def refine(self, student, datasets):
+        if self.k >= 5:
+            return None
+        self.k += 1
+        return self._out(student)
+
+
+def _train(tmp_path, name, tiny_student_factory, *, stop=None, resume=False):
+    pool = [_dataset("step", 12, "step"), _dataset("terse", 10, "terse"), _dataset("mixed", 6, "step", offset=40)]
+    st = tiny_student_factory("chatml")
+    cur = DMCCurriculumCallback(pool, rescore_every=1, probe_size=4, policy="argmax:1", rescore_fn=_WeightedHalving(),
+                                seed=1, student=st)
+    cfg = TrainConfig(output_dir=str(tmp_path / name), steps=8, batch_size=3, save_every=4, bf16=False,
+                      learning_rate=1e-2)
+    train(st, None, cfg, callbacks=[cur] + ([StopAtStep(stop)] if stop else []), resume_from_checkpoint=resume or None)
+    return cur
+
+
+def test_a_resumed_run_refines_and_decides_as_the_uninterrupted_one(tmp_path, tiny_student_factory):
+    full = _train(tmp_path, "full", tiny_student_factory)
+    _train(tmp_path, "split", tiny_student_factory, stop=4)
+    resumed = _train(tmp_path, "split", tiny_student_factory, resume=True)
+    # refinements happened and decided both ways, so the comparison is not vacuous
+    refined = [e for e in full.history if e.get("timing", {}).get("refinements")]
+    assert refined and any("switch" in e["reason"] for e in full.history)
+    key = [(e["step"], e["mixture"], e["reason"], e.get("timing")) for e in full.history]
+    assert [(e["step"], e["mixture"], e["reason"], e.get("timing")) for e in resumed.history] == key
+    assert resumed.schedule.selections == full.schedule.selections
 
 
 # -- the re-scorer attempts more questions --------------------------------------------------------------------
