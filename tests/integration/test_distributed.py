@@ -147,8 +147,11 @@ def _rescore_tables_rank(rank: int, world: int, port: int, lab: str, out: str) -
     try:
         samples, questions, settings, student = _split_inputs(Path(lab))
         tables = rescore_tables(student, samples, questions, settings)
+        # a refinement: attempts at more questions only, no samples (DMCRescorer.refine)
+        more = rescore_tables(student, [], questions, settings, needs={"attempts"})
         if rank == 0:
-            Path(out).write_bytes(pickle.dumps((tables.tokens, tables.attempts, tables.run)))
+            Path(out).write_bytes(pickle.dumps((tables.tokens, tables.attempts, tables.run, more.tokens,
+                                                more.attempts)))
     finally:
         dist.destroy_process_group()
 
@@ -177,7 +180,7 @@ def test_rescore_tables_split_across_ranks_equal_one_process(lab, tmp_path):
     out = tmp_path / "gathered.pkl"
     mp.start_processes(_rescore_tables_rank, args=(2, _free_port(), str(lab), str(out)), nprocs=2,
                        start_method="spawn")
-    tokens, attempts, run = pickle.loads(out.read_bytes())
+    tokens, attempts, run, more_tokens, more_attempts = pickle.loads(out.read_bytes())
     samples, questions, settings, student = _split_inputs(lab)
     ref = rescore_tables(student, samples, questions, settings)
     assert len({q.question_hash for q in questions}) == 9  # 5 attempt batches (the last one partial): 2 and 3
@@ -191,3 +194,5 @@ def test_rescore_tables_split_across_ranks_equal_one_process(lab, tmp_path):
     assert attempts[cols].to_dict("records") == ref.attempts[cols].to_dict("records")
     assert run["tokens"]["computed"] == ref.run["tokens"]["computed"]
     assert run["attempts"]["computed"] == ref.run["attempts"]["computed"] == 9
+    # a refinement's attempts split across the ranks are a single process's, and nothing else is computed
+    assert more_tokens is None and more_attempts[cols].to_dict("records") == ref.attempts[cols].to_dict("records")
