@@ -120,6 +120,7 @@ class _Last:
     tables: Tables
     attempted: set[str]  # question hashes attempted (or whose answers were scored) in this re-score
     extra: dict[str, list[Sample]]
+    counts: dict[str, int | None]  # each dataset's first questions by rank attempted (None = all)
 
 
 class DMCRescorer:
@@ -158,7 +159,6 @@ class DMCRescorer:
             items = seeded_order(items, question_hash, seed)[:target_size]
         self.target = items
         self._settings: ScoringSettings | None = None  # fixed at the first call: the probes never change
-        self._counts: dict[str, int | None] = {}  # questions attempted per dataset in the current re-score
         self._last: _Last | None = None
         self.last_timing: dict[str, Any] = {}
         self.last_details: dict[str, dict[str, Any]] = {}
@@ -177,17 +177,10 @@ class DMCRescorer:
         """One sample per distinct question, in the seeded question rank every re-score uses."""
         return [s for _, s in seeded_order({s.question_hash: s for s in samples}.items(), lambda kv: kv[0], self.seed)]
 
-    def capability_questions(self, probes: Mapping[str, list[Sample]],
-                             counts: Mapping[str, int | None] | None = None) -> list[Sample]:
+    def capability_questions(self, probes: Mapping[str, list[Sample]]) -> list[Sample]:
         """The probe samples whose questions are attempted: the first `capability_size` questions of
-        each dataset by question rank, or `counts[dataset]` of them (shared questions are attempted
-        once)."""
-        out: list[Sample] = []
-        for name, samples in probes.items():
-            n = counts.get(name, self.capability_size) if counts is not None else self.capability_size
-            qs = self._ranked(samples)
-            out.extend(qs if n is None else qs[:n])
-        return out
+        each dataset by question rank (shared questions are attempted once)."""
+        return [s for samples in probes.values() for s in self._ranked(samples)[: self.capability_size]]
 
     def training_samples(self, student, probes: Mapping[str, list[Sample]], settings: ScoringSettings,
                          observed: Observed | None) -> dict[str, list[Sample]]:
@@ -215,12 +208,12 @@ class DMCRescorer:
         pool = [CandidateDataset(name, [_named(s, name) for s in (*probe, *extra[name])])
                 for name, probe in probes.items()]
         samples = [s for d in pool for s in d.samples]
-        self._counts = {name: self.capability_size for name in probes}
         questions: list[Sample | EvalItem] = self.capability_questions(probes) + list(self.target or [])
         from_training = {s.hash for ss in extra.values() for s in ss}
         known = observed.table(from_training) if observed is not None and from_training else None
         tables = rescore_tables(student, samples, questions, settings, known)
-        self._last = _Last(pool, probes, settings, tables, {question_hash(q) for q in questions}, extra)
+        self._last = _Last(pool, probes, settings, tables, {question_hash(q) for q in questions}, extra,
+                           {name: self.capability_size for name in probes})
         run = tables.run
         tok, att, ans = run.get("tokens") or {}, run.get("attempts") or {}, run.get("answers") or {}
         self.last_timing = {"tokens": tok.get("seconds"), "attempts": att.get("seconds"), "answers": ans.get("seconds"),
@@ -238,20 +231,19 @@ class DMCRescorer:
         if last is None:
             raise RuntimeError("refine() needs a re-score first: call the re-scorer, then refine")
         t0 = time.perf_counter()
+        new: list[Sample] = []
         grown = False
         for name in datasets:
-            have = self._counts.get(name, self.capability_size)
-            size = len(self._ranked(last.probes[name]))
-            most = size if self.max_capability_size is None else min(size, self.max_capability_size)
+            have, ranked = last.counts[name], self._ranked(last.probes[name])
+            most = len(ranked) if self.max_capability_size is None else min(len(ranked), self.max_capability_size)
             if have is None or have >= most:
                 continue
-            self._counts[name] = min(most, 2 * have)
+            last.counts[name] = min(most, 2 * have)
+            new += [q for q in ranked[have:last.counts[name]] if q.question_hash not in last.attempted]
             grown = True
         if not grown:
             return None
-        new = [q for q in self.capability_questions(last.probes, self._counts) if q.question_hash not in last.attempted]
-        new = list({q.question_hash: q for q in new}.values())
-        if new:
+        if new:  # shared questions among them are attempted once (as in every re-score)
             needs = last.settings.needs & {"attempts", "answers"}
             more = rescore_tables(student, [], new, last.settings, needs=needs)
             last.tables = Tables(last.tables.tokens, _concat([last.tables.attempts, more.attempts]), last.tables.run,

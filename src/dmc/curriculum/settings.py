@@ -26,7 +26,7 @@ def resolve_rescore_every(value: int | str, max_steps: int) -> int:
     return value
 
 
-def resolve_probe_size(value: int | str | None, n: int) -> int | None:
+def resolve_probe_size(value: int | str | None, n: int, name: str = "probe_size") -> int | None:
     """`probe_size` for a dataset of `n` samples: an integer as given, None (all samples) as given,
     "auto" = n / 16 rounded down, at least 16 and at most 64 (so a probe never holds out more than
     a sixteenth of a dataset above 256 rows, and large datasets get probes precise enough to time a
@@ -36,7 +36,7 @@ def resolve_probe_size(value: int | str | None, n: int) -> int | None:
         return max(least, min(most, int(n) // part))
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
-    raise ValueError(f"probe_size must be auto, none or a positive integer, got {value!r}")
+    raise ValueError(f"{name} must be auto, none or a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,7 @@ class CurriculumSettings:
                 object.__setattr__(self, name, int(value))
         check(self)
         resolve_rescore_every(self.rescore_every, 1)
-        if isinstance(self.probe_size, str) and self.probe_size != "auto":
-            raise ValueError(f"CurriculumSettings.probe_size must be auto, none or a positive integer, "
-                             f"got {self.probe_size!r}")
+        resolve_probe_size(self.probe_size, 1, "CurriculumSettings.probe_size")
         make_policy(self.policy)
         make_policy(self.mix_policy)
         if self.attempt_budget != "auto" and not (isinstance(self.attempt_budget, int) and self.attempt_budget >= 1):
