@@ -25,7 +25,7 @@ def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
     assert set(DEV_FAMILIES) == {"wordops", "boolchain", "bubblesort"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
-    assert set(HELD_OUT_FAMILIES) == {"cups"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
+    assert set(HELD_OUT_FAMILIES) == {"cups", "weekdays"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -58,6 +58,8 @@ def test_listops_verifier(answer, gold, ok):
     ("bubblesort", "[0, 3, 3, 8]", "[0, 3, 3, 8]", True), ("bubblesort", "[3, 0, 3, 8]", "[0, 3, 3, 8]", False),
     ("cups", "B", "B", True), ("cups", "b.", "B", True), ("cups", "C", "B", False), ("cups", "cup B", "B", False),
     ("cups", None, "A", False), ("cups", "F", "F", None),
+    ("weekdays", "Friday", "Friday", True), ("weekdays", "friday.", "Friday", True), ("weekdays", "Fri", "Friday", False),
+    ("weekdays", "Monday", "Friday", False), ("weekdays", None, "Friday", False), ("weekdays", "Funday", "Funday", None),
 ])
 def test_development_family_verifiers(family, answer, gold, ok):
     if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
@@ -112,6 +114,26 @@ def test_cups_tracks_a_coin_and_answers_with_a_letter():
     assert len(set(golds)) == 4 and max(golds.count(g) for g in set(golds)) / len(golds) < 0.45  # no letter to guess
     noisy = get_teacher("noisy")
     for i, p in enumerate(_problems("cups", "standard", 40, seed=4)):
+        t = noisy(fam, p, random.Random(i), error_rate=1.0)
+        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+
+
+def test_weekdays_moves_a_day_modulo_seven_and_answers_with_a_name():
+    fam = get_family("weekdays")
+    assert fam.apply(0, ("later", 9)) == 2 and fam.apply(0, ("earlier", 1)) == 6 and fam.apply(3, ("later", 7)) == 3
+    assert fam.fmt_step(1, [("later", 6), ("earlier", 11)], 3) == "Tuesday + 6 - 11 = Thursday"
+    assert fam.explain_step(6, ("earlier", 1), 5) == "we move it 1 day earlier, so it is on Saturday"
+    p = _problems("weekdays", "standard", 1, seed=3)[0]
+    assert re.fullmatch(r"A meeting is on [A-Z][a-z]+day\.( It is moved \d+ days? (later|earlier)\.)+"
+                        r" On which day of the week is the meeting now\?", p.question)
+    for dist, most, (lo, hi) in (("easy", 3, (1, 2)), ("standard", 9, (2, 4)), ("hard", 20, (5, 8))):
+        for p in _problems("weekdays", dist, 30, seed=1):
+            assert p.size == most and lo <= len(p.ops) <= hi and all(1 <= k <= most for _, k in p.ops)
+            assert p.gold == fam.fmt_state(fam.solve(p)[-1]) and not re.search(r"\d", p.gold)
+    golds = [p.gold for p in _problems("weekdays", "standard", 700, seed=2)]
+    assert len(set(golds)) == 7 and max(golds.count(g) for g in set(golds)) / len(golds) < 0.2  # no day to guess
+    noisy = get_teacher("noisy")
+    for i, p in enumerate(_problems("weekdays", "standard", 40, seed=4)):
         t = noisy(fam, p, random.Random(i), error_rate=1.0)
         assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
 

@@ -25,7 +25,7 @@ class BuildCommand:
 
     out: str | None = setting(None, "Output directory. Required.", result=False, path="out_dir")
     task: str | None = setting(None, f"Task: {', '.join(LAB_TASKS)} (default: every family the lab students were "
-                               "pretrained on; wordops, boolchain and bubblesort are development families they never saw; cups is held out of every choice of defaults).", choices=LAB_TASKS)
+                               "pretrained on; wordops, boolchain and bubblesort are development families they never saw; cups and weekdays are held out of every choice of defaults).", choices=LAB_TASKS)
     n: int = setting(256, "Samples per candidate dataset.", min=1)
     n_eval: int = setting(128, "Eval questions per family.", min=1)
     seed: int = SEED.field()

@@ -11,8 +11,9 @@ Families:
 - `wordops`, `boolchain`, `bubblesort` (development families the lab students never saw): listops
   on animal names; a truth value through and / or / xor / not, answered true or false; a list sorted
   by bubble sort, one comparison per step (long traces).
-- `cups` (held out of every choice of defaults): a coin tracked under lettered cups through swaps,
-  answered with a cup letter.
+- `cups` and `weekdays` (held out of every choice of defaults): a coin tracked under lettered cups
+  through swaps, answered with a cup letter; a day of the week moved later and earlier by numbers of
+  days, answered with a weekday's name.
 """
 
 from __future__ import annotations
@@ -586,6 +587,72 @@ class Cups(TaskFamily):
         return _CUPS.index(a) if len(a) == 1 and a in _CUPS else None
 
 
+# ----------------------------------------------------------------------------------------
+# weekdays: calendar arithmetic — a day moved by numbers of days; the answer is a weekday's name
+# ----------------------------------------------------------------------------------------
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class Weekdays(TaskFamily):
+    """A meeting on some day of the week is moved later and earlier by whole numbers of days; the
+    question asks its weekday now. A step computes modulo 7 on numbers read from the question and
+    writes a name, so what a trace derives is a word chosen among seven, never a number."""
+
+    name = "weekdays"
+    description = "a weekday moved later and earlier by numbers of days; the answer is a weekday's name"
+    distributions = {  # size: the largest move, in days
+        "easy": Distribution("easy", (1, 2), (3,)),
+        "standard": Distribution("standard", (2, 4), (9,)),
+        "hard": Distribution("hard", (5, 8), (20,)),
+    }
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        most = dist.size[0]
+        start = rng.randrange(7)
+        ops: list[Op] = [(rng.choice(("later", "earlier")), rng.randint(1, most))
+                         for _ in range(rng.randint(*dist.steps))]
+        state = start
+        for op in ops:
+            state = self.apply(state, op)
+        sents = [f"A meeting is on {_DAYS[start]}."] + [f"{self._sentence(op)}." for op in ops]
+        question = " ".join(sents) + " On which day of the week is the meeting now?"
+        return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, most)
+
+    def _sentence(self, op: Op) -> str:
+        return f"It is moved {op[1]} day{'s' if op[1] != 1 else ''} {op[0]}"
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        return self._sentence(problem.ops[i])
+
+    def apply(self, state: int, op: Op) -> int:
+        if op[0] not in ("later", "earlier"):
+            raise ValueError(f"weekdays: unknown operation {op!r}")
+        return (state + (op[1] if op[0] == "later" else -op[1])) % 7
+
+    def corrupt(self, state: int, rng: random.Random) -> int:
+        return rng.choice([d for d in range(7) if d != state])
+
+    def fmt_state(self, state: int) -> str:
+        return _DAYS[state]
+
+    def fmt_op(self, op: Op) -> str:
+        return f"{'+' if op[0] == 'later' else '-'} {op[1]}"
+
+    def describe_op(self, op: Op) -> str:
+        return f"move it {op[1]} day{'s' if op[1] != 1 else ''} {op[0]}"
+
+    def fmt_step(self, before: int, ops: list[Op], after: int) -> str:
+        return f"{self.fmt_state(before)} " + " ".join(self.fmt_op(op) for op in ops) + f" = {self.fmt_state(after)}"
+
+    def explain_step(self, before: int, op: Op, after: int) -> str:
+        return f"we {self.describe_op(op)}, so it is on {self.fmt_state(after)}"
+
+    def canonical(self, answer: str) -> int | None:
+        a = answer.strip().rstrip(".").strip().capitalize()
+        return _DAYS.index(a) if a in _DAYS else None
+
+
 # The families the lab students were pretrained on (their corpus and tokenizer derive from these;
 # adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
@@ -593,7 +660,7 @@ TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
 DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain(), BubbleSort())}
 # Held out: never used to choose or change a default, only to check a chosen one on a kind of
 # task it was not chosen on (docs/DMC.md, "How the defaults were chosen").
-HELD_OUT_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Cups(),)}
+HELD_OUT_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Cups(), Weekdays())}
 ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES, **HELD_OUT_FAMILIES}
 
 
