@@ -6,6 +6,8 @@ The top-level names are imported lazily so that `import dmc` (and `dmc --help`) 
 from __future__ import annotations
 
 import importlib
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 __version__ = "0.1.0"
@@ -22,7 +24,22 @@ _EXPORTS = {
     "train": "dmc.training", "TrainConfig": "dmc.training", "DMCCurriculumCallback": "dmc.training",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "environment", *_EXPORTS]
+
+# the packages whose numerics or defaults a result depends on (training, scoring, generation)
+RESULT_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokenizers", "datasets", "numpy", "vllm")
+
+
+def environment() -> dict[str, str | None]:
+    """Python, the platform and the installed versions of `RESULT_PACKAGES` (None when absent): what
+    a run's manifest records, since the dependencies are ranges and a newer release may move a result."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in RESULT_PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
 
 
 def __getattr__(name: str) -> Any:

@@ -135,6 +135,7 @@ def test_rerun_is_served_from_the_cache(run, monkeypatch):
     manifest = json.loads((out / "run" / files.MANIFEST).read_text())
     assert manifest["student"]["fingerprint"] == student.fingerprint
     assert manifest["pool"]["sizes"] == {"step": 6, "terse": 6, "wrong": 6}
+    assert manifest["environment"]["torch"] == torch.__version__ and manifest["environment"]["peft"] is not None
 
 
 def test_config_errors():

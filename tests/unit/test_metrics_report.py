@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
+import transformers
 from rich.console import Console
 from test_metrics import _dmc_pool
 from test_metrics_helpers import FakeGrader, pool
@@ -54,6 +57,10 @@ def test_every_file_is_stamped(tmp_path, report):
     assert doc["datasets"][0]["ifd"] is None
     pmeta = json.loads(pq.read_schema(tmp_path / "samples.parquet").metadata[b"dmc"])
     assert pmeta["student"]["fingerprint"] == "fp-123" and pmeta["metrics"]["ifd"]["version"] == "ifd-v2"
+    # the installed versions a result may depend on (the dependencies are ranges)
+    assert doc["meta"]["environment"]["torch"] == torch.__version__
+    assert doc["meta"]["environment"]["transformers"] == transformers.__version__
+    assert doc["meta"]["environment"]["python"] == platform.python_version()
     csv = pd.read_csv(tmp_path / "datasets.csv")
     assert set(csv["student_fingerprint"]) == {"fp-123"}
     assert json.loads(csv.loc[0, "metric_versions"])["dmc"] == "dmc-v1.2"

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dmc import __version__
+from dmc import __version__, environment
 from dmc.io import atomic_write, jsonable
 from dmc.metrics.base import METRICS, get_metrics
 from dmc.metrics.context import Grader, ScoringContext
@@ -174,6 +174,7 @@ def score_tables(
 
     full_meta: dict[str, Any] = {
         "dmc_version": __version__,
+        "environment": environment(),
         "metrics": {m.name: m.info() for m in chosen},
         "settings": ctx.settings.to_dict(),
         "target": {"kind": "pool" if ctx.target_questions is None else "eval",

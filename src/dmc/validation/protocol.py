@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from transformers.utils import logging as hf_logging
 
-from dmc import __version__
+from dmc import __version__, environment
 from dmc.curriculum import CurriculumSettings, parse_strategy
 from dmc.curriculum.strategies import curriculum_key
 from dmc.curriculum.strategies import STRATEGY_REVISIONS
@@ -254,7 +254,7 @@ def validate(
                  "sources": {d.name: str(d.source) for d in datasets}},
         "eval": {"source": eval_source, "n": len(evals), "hash": eval_hash},
         "config": cfg.to_dict(), "train": cfg.train.to_dict(), "cores": available_cores(), "workers": workers,
-        "device": device, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "device": device, "environment": environment(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     atomic_write_json(out / files.MANIFEST, manifest)
 
