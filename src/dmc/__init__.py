@@ -5,6 +5,7 @@ The top-level names are imported lazily so that `import dmc` (and `dmc --help`) 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +34,11 @@ RESULT_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "tokeni
 def environment() -> dict[str, str | None]:
     """Python, the platform and the installed versions of `RESULT_PACKAGES` (None when absent): what
     a run's manifest records, since the dependencies are ranges and a newer release may move a result."""
+    return dict(_environment())
+
+
+@functools.cache  # fixed for the process; every score (each curriculum re-score too) records it
+def _environment() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
     for pkg in RESULT_PACKAGES:
         try:

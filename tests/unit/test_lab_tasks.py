@@ -21,6 +21,14 @@ def _problems(family: str, dist: str, n: int, seed: int = 0):
     return [fam.sample(rng, fam.distributions[dist]) for _ in range(n)]
 
 
+def _assert_noisy_ends_wrong(family: str) -> None:
+    """Every trace of the noisy teacher at error rate 1 has a wrong step and ends on a wrong answer."""
+    fam, noisy = get_family(family), get_teacher("noisy")
+    for i, p in enumerate(_problems(family, "standard", 40, seed=4)):
+        t = noisy(fam, p, random.Random(i), error_rate=1.0)
+        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+
+
 def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
@@ -112,10 +120,7 @@ def test_cups_tracks_a_coin_and_answers_with_a_letter():
             assert all(0 <= a < b < p.size for _, a, b in p.ops) and p.gold == fam.fmt_state(fam.solve(p)[-1])
     golds = [p.gold for p in _problems("cups", "standard", 300, seed=2)]
     assert len(set(golds)) == 4 and max(golds.count(g) for g in set(golds)) / len(golds) < 0.45  # no letter to guess
-    noisy = get_teacher("noisy")
-    for i, p in enumerate(_problems("cups", "standard", 40, seed=4)):
-        t = noisy(fam, p, random.Random(i), error_rate=1.0)
-        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+    _assert_noisy_ends_wrong("cups")
 
 
 def test_weekdays_moves_a_day_modulo_seven_and_answers_with_a_name():
@@ -132,10 +137,7 @@ def test_weekdays_moves_a_day_modulo_seven_and_answers_with_a_name():
             assert p.gold == fam.fmt_state(fam.solve(p)[-1]) and not re.search(r"\d", p.gold)
     golds = [p.gold for p in _problems("weekdays", "standard", 700, seed=2)]
     assert len(set(golds)) == 7 and max(golds.count(g) for g in set(golds)) / len(golds) < 0.2  # no day to guess
-    noisy = get_teacher("noisy")
-    for i, p in enumerate(_problems("weekdays", "standard", 40, seed=4)):
-        t = noisy(fam, p, random.Random(i), error_rate=1.0)
-        assert t.wrong_step is not None and t.answer != p.gold and t.text.endswith(f"The answer is {t.answer}.")
+    _assert_noisy_ends_wrong("weekdays")
 
 
 def test_bubblesort_has_long_traces_that_fit_the_lab_context():

@@ -594,6 +594,10 @@ class Cups(TaskFamily):
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+def _days(k: int) -> str:
+    return f"{k} day" if k == 1 else f"{k} days"
+
+
 class Weekdays(TaskFamily):
     """A meeting on some day of the week is moved later and earlier by whole numbers of days; the
     question asks its weekday now. A step computes modulo 7 on numbers read from the question and
@@ -620,7 +624,7 @@ class Weekdays(TaskFamily):
         return Problem(self.name, question, start, tuple(ops), self.fmt_state(state), dist.name, most)
 
     def _sentence(self, op: Op) -> str:
-        return f"It is moved {op[1]} day{'s' if op[1] != 1 else ''} {op[0]}"
+        return f"It is moved {_days(op[1])} {op[0]}"
 
     def sentence(self, problem: Problem, i: int) -> str:
         return self._sentence(problem.ops[i])
@@ -640,7 +644,7 @@ class Weekdays(TaskFamily):
         return f"{'+' if op[0] == 'later' else '-'} {op[1]}"
 
     def describe_op(self, op: Op) -> str:
-        return f"move it {op[1]} day{'s' if op[1] != 1 else ''} {op[0]}"
+        return f"move it {_days(op[1])} {op[0]}"
 
     def fmt_step(self, before: int, ops: list[Op], after: int) -> str:
         return f"{self.fmt_state(before)} " + " ".join(self.fmt_op(op) for op in ops) + f" = {self.fmt_state(after)}"
