@@ -153,6 +153,36 @@ def test_resume_rescores_from_the_same_training_rows(tmp_path, tiny_student_fact
         _run(tmp_path, "split2", tiny_student_factory, pool, resume=True)
 
 
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_kill_while_saving_leaves_a_checkpoint_that_resuming_skips(tmp_path, tiny_student_factory, pool,
+                                                                      monkeypatch):
+    # the training pass's rows are written before the curriculum state, which marks a checkpoint
+    # complete: a run stopped between the two resumes from the checkpoint before
+    import dmc.curriculum.callback as callback
+    from dmc.training.sft import latest_complete_checkpoint
+
+    write = callback.atomic_write_json
+
+    def kill_at_6(path, data):
+        if path.parent.name == "checkpoint-6":
+            raise _Killed
+        write(path, data)
+
+    monkeypatch.setattr(callback, "atomic_write_json", kill_at_6)
+    st = tiny_student_factory("chatml")
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), steps=10, batch_size=3, save_every=3, bf16=False,
+                      learning_rate=1e-2)
+    with pytest.raises(_Killed):
+        train(st, None, cfg, callbacks=[_curriculum(pool, st, rescore_every=4)])
+    six = tmp_path / "run" / "checkpoints" / "checkpoint-6"
+    assert (six / OBSERVED_FILE).is_file() and not (six / STATE_FILE).exists()
+    path, skipped = latest_complete_checkpoint(six.parent, curriculum=True)
+    assert path == str(six.parent / "checkpoint-3") and len(skipped) == 1 and "checkpoint-6" in skipped[0]
+
 def test_observed_merge_keeps_the_earliest_pass_and_survives_parquet(tmp_path, tiny_student_factory, pool):
     st = tiny_student_factory("chatml")
     collator = SFTCollator(st, 256)

@@ -450,10 +450,12 @@ class DMCCurriculumCallback(MixtureCurriculum):
         # a resumed run re-scores from the same rows as an uninterrupted one (every rank's, under DDP)
         observed = _gathered(self.observer.observed)
         self.observer.seen |= set(observed.rows)
-        super().on_save(args, state, control, **kwargs)
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if args.should_save and ckpt.is_dir():
+            # before the curriculum state, which marks a checkpoint complete (a kill in between
+            # leaves one without it, and resuming takes the one before)
             observed.write(ckpt / OBSERVED_FILE)
+        super().on_save(args, state, control, **kwargs)
 
     def _restore_observed(self, ckpt: Path) -> None:
         if self.observer is None:
