@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 from test_metrics_helpers import FakeGrader, pool, sample, token_row, tokens_table
 
 from dmc.metrics import MetricSettings, ScoringContext
-from dmc.metrics.spans import (answer_span, content_token_mask, continuation_spans, decision_spans, format_words,
-                               units)
+from dmc.metrics.spans import (answer_span, content_token_mask, continuation_spans, decision_spans, enumerations,
+                               format_words, units)
 
 WORDS_Q = "Start with the list [dog, cat, bee]. Swap the first and last items. Sort it. What is the list now?"
 WORDS_R = "Start with [dog, cat, bee].\nswap ends: [bee, cat, dog]\nsort: [bee, cat, dog]\nThe answer is [bee, cat, dog]."
@@ -107,6 +108,51 @@ def test_continuations_on_arithmetic_and_repeated_lines():
     # a result that differs from what the same context gave before is content again
     r2 = "3 + 5 = 8\n3 + 5 = 9"
     assert _texts(r2, continuation_spans(q, r2, fmt))[-1] == "9"
+
+
+CUPS_Q = "There are cups A, B and C, and a coin is under cup C. Swap cups A and B. Swap cups A and C. Where is it?"
+CUPS_R = ("We start with C and there are 2 steps.\nStep 1: we swap cups A and B, so the coin stays under C.\n"
+          "Step 2: we swap cups A and C, so the coin moves to A.\nThe answer is A.")
+CUPS_FORMAT = frozenset("we start with and there are steps step swap cups so the coin stays under moves to answer "
+                        "is".split())
+
+
+def test_step_numbers_count_up_from_one_in_their_place():
+    def counted(text, fmt=frozenset({"step", "item"})):
+        us = units(text)
+        return [us[i][2] for i in sorted(enumerations(text, us, fmt))]
+
+    assert counted(CUPS_R, CUPS_FORMAT) == ["1", "2"]  # "2 steps" is the count of the question's moves
+    # numbered lines; a place keeps its own count; a jump or a restart is not a count
+    assert counted("1. add 3\n2. add 4\n(3) done") == ["1", "2", "3"]
+    assert counted("Step 1: 4. Item 1: 5. Step 2: 6. Item 2: 9") == ["1", "1", "2", "2"]
+    assert counted("Step 1: x. Step 3: y. Step 4: z. Step 1: w. Step 2: v") == ["1", "2"]
+    # a run has two numbers at least: a lone "is 1" is a value
+    assert counted("the max is 1. Step 1: x", frozenset({"is", "step"})) == []
+    # a number after a content word, or inside a line, is never a count; nor is a word or a decimal
+    assert counted("add 1 then add 2") == [] and counted("Step 1.5 then Step x1") == []
+
+
+def test_step_numbers_are_format_only_when_asked():
+    answer = answer_span(CUPS_R, "A")
+    plain = _texts(CUPS_R, decision_spans(CUPS_Q, CUPS_R, CUPS_FORMAT, answer))
+    counted = _texts(CUPS_R, decision_spans(CUPS_Q, CUPS_R, CUPS_FORMAT, answer, counters=True))
+    # the "2" of "Step 2" already reads as a copy of the step count; the "1" of "Step 1" does not
+    assert plain == ["C", "2", "1", "A", "A"] and counted == ["C", "2", "A"]
+    plain = _texts(CUPS_R, continuation_spans(CUPS_Q, CUPS_R, CUPS_FORMAT, answer))
+    counted = _texts(CUPS_R, continuation_spans(CUPS_Q, CUPS_R, CUPS_FORMAT, answer, counters=True))
+    assert [u for u in plain if u not in ("1", "2")] == [u for u in counted if u != "2"]
+    assert plain.count("1") == 1 and "1" not in counted and counted.count("2") == 1  # the step count stays
+    # a step number that is the final answer ("which step ...?") is kept
+    r = "1. x\n2. y\nThe answer is 2"
+    for spans in (decision_spans, continuation_spans):
+        assert _texts(r, spans("Which?", r, frozenset({"the", "answer", "is"}), answer_span(r, "2"), True)) == [
+            "x", "y", "2"]
+    cs = np.array([m.start() for m in re.finditer(r"\S+", CUPS_R)])
+    ce = np.array([m.end() for m in re.finditer(r"\S+", CUPS_R)])
+    m_plain = content_token_mask(CUPS_Q, CUPS_R, cs, ce, "decisions", CUPS_FORMAT, answer)
+    m_counted = content_token_mask(CUPS_Q, CUPS_R, cs, ce, "decisions", CUPS_FORMAT, answer, counters=True)
+    assert (m_plain.sum(), m_counted.sum()) == (5, 3) and m_plain[cs.tolist().index(CUPS_R.index("1:"))] and not m_counted[cs.tolist().index(CUPS_R.index("1:"))]
 
 
 def test_token_mask_maps_decisions_to_tokens():

@@ -439,7 +439,8 @@ class ScoringContext:
             extra = {}
             if st.content in ("decisions", "continuations"):
                 extra = {"boilerplate": self.boilerplate[datasets[k]],
-                         "answer": answer_span(response, self.grader.extract(response))}
+                         "answer": answer_span(response, self.grader.extract(response)),
+                         "counters": st.counters == "format"}
             mask = content_token_mask(prompts[k], response, cs, ce, st.content, **extra)
             n = int(mask.sum())
             n_content[k] = n

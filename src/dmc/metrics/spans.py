@@ -156,18 +156,58 @@ def _format_words(responses: tuple[str, ...], share: float, answers: tuple[str, 
     return frozenset(w for w, c in counts.items() if c >= need and w not in values)
 
 
+_INT_RE = re.compile(r"\d+")
+_LINE_OPEN_RE = re.compile(r"[\s(#*>-]*")
+
+
+def enumerations(text: str, us: Sequence[tuple[int, int, str, bool]], boilerplate: frozenset[str]) -> set[int]:
+    """Indices into ``us`` (the units of ``text``) of the numbers that count the trace's own steps.
+
+    A number is a step number when it opens a line or follows a format word, and belongs to a run
+    ``1, 2, ...`` of at least two numbers in the same place, each one more than the last that stood
+    there: the ``1, 2, 3`` of "Step 1: ... Step 2: ..." or of a numbered list. Its value follows from
+    the trace's layout, not from the task. A lone "is 1" is not a run.
+    """
+    runs: dict[str | None, list[int]] = {}  # per place, the run being read (indices into us)
+    last: dict[str | None, int] = {}
+    out: set[int] = set()
+    for i, (a, _, u, is_word) in enumerate(us):
+        if is_word or not _INT_RE.fullmatch(u):
+            continue
+        line_start = text.rfind("\n", 0, a) + 1
+        if _LINE_OPEN_RE.fullmatch(text, line_start, a):
+            place: str | None = None
+        elif i > 0 and us[i - 1][3] and us[i - 1][2] in boilerplate:
+            place = us[i - 1][2]
+        else:
+            continue
+        n = int(u)
+        if runs.get(place) and n == last[place] + 1:
+            runs[place].append(i)
+        else:
+            if len(runs.get(place, ())) >= 2:
+                out.update(runs[place])
+            runs[place] = [i] if n == 1 else []
+        last[place] = n
+    for run in runs.values():
+        if len(run) >= 2:
+            out.update(run)
+    return out
+
+
 def decision_spans(question: str, response: str, boilerplate: frozenset[str] = frozenset(),
-                   answer: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+                   answer: tuple[int, int] | None = None, counters: bool = False) -> list[tuple[int, int]]:
     """Char spans of the units of ``response`` that the trace commits to.
 
     A unit is a decision when its string is new (not in the question, not earlier in the response)
     or when its pair with the previous non-format unit is new: a known item put in a new order, an
     operand read from the question, a chosen option. Repeats of earlier pairs, and a unit restated
     right after itself ("= 8. 8 - 2", "... 6. The answer is 6"), are copies. Words in
-    ``boilerplate`` are format and skipped, except inside ``answer`` (the final answer's char span).
+    ``boilerplate`` are format and skipped, except inside ``answer`` (the final answer's char span);
+    with ``counters`` so are the trace's :func:`enumerations`.
     """
-    def kept(us, ans):
-        return [u for u in us if not (u[3] and u[2] in boilerplate)
+    def kept(us, ans, skip=frozenset()):
+        return [u for j, u in enumerate(us) if not (j in skip or u[3] and u[2] in boilerplate)
                 or (ans is not None and u[0] < ans[1] and u[1] > ans[0])]
 
     seen: set[str] = set()
@@ -179,7 +219,8 @@ def decision_spans(question: str, response: str, boilerplate: frozenset[str] = f
         prev = u
     out: list[tuple[int, int]] = []
     prev = None
-    for a, b, u, _ in kept(units(response), answer):
+    r_units = units(response)
+    for a, b, u, _ in kept(r_units, answer, enumerations(response, r_units, boilerplate) if counters else frozenset()):
         if u not in seen or (u != prev and (prev, u) not in pairs):
             out.append((a, b))
         seen.add(u)
@@ -195,7 +236,7 @@ _BREAK_RE = re.compile(r"\n|\.(?=\s)")
 
 
 def continuation_spans(question: str, response: str, boilerplate: frozenset[str] = frozenset(),
-                       answer: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+                       answer: tuple[int, int] | None = None, counters: bool = False) -> list[tuple[int, int]]:
     """Char spans of the units of ``response`` that the text before them does not already show.
 
     The question and the response are read as one sequence of units, boilerplate words included
@@ -206,7 +247,8 @@ def continuation_spans(question: str, response: str, boilerplate: frozenset[str]
     result that differs from what the same context gave before, a chosen option, a verdict: all
     content. A line or phrase repeated from earlier, a value carried over a line or sentence break
     right after it was written (``= 17.`` then ``17 - 3``; ``14. The answer is 14``): copies. Unlike ``decisions`` it needs no notion of a restatement, so a task
-    whose values are few (true/false, option letters) keeps its decisions.
+    whose values are few (true/false, option letters) keeps its decisions. With ``counters`` the
+    trace's :func:`enumerations` are format too.
     """
     q_units = units(question)
     seq = [u for _, _, u, _ in q_units]
@@ -224,9 +266,10 @@ def continuation_spans(question: str, response: str, boilerplate: frozenset[str]
         record(i)
     out: list[tuple[int, int]] = []
     last: tuple[str, int] | None = None  # the previous non-format unit of the response, and its end
-    for a, b, u, is_word in r_units:
+    counted = enumerations(response, r_units, boilerplate) if counters else set()
+    for j, (a, b, u, is_word) in enumerate(r_units):
         i = len(seq)
-        fmt = is_word and u in boilerplate and not (answer is not None and a < answer[1] and b > answer[0])
+        fmt = (j in counted or is_word and u in boilerplate) and not (answer is not None and a < answer[1] and b > answer[0])
         if not fmt:
             predicted = None
             for k in range(min(MAX_CONTEXT, i), 0, -1):
@@ -261,12 +304,14 @@ def content_token_mask(
     content: str = "numbers",
     boilerplate: frozenset[str] = frozenset(),
     answer: tuple[int, int] | None = None,
+    counters: bool = False,
 ) -> np.ndarray:
     """Boolean mask over response tokens: True where a token overlaps a content span.
 
     A token [s, e) overlaps span [a, b) when s < b and e > a; zero-width tokens (special tokens,
-    template suffixes) never overlap. With ``content="all"`` every token is content. ``boilerplate``
-    and ``answer`` are used by ``decisions`` only (see :func:`decision_spans`).
+    template suffixes) never overlap. With ``content="all"`` every token is content. ``boilerplate``,
+    ``answer`` and ``counters`` are used by ``decisions`` and ``continuations`` only (see
+    :func:`decision_spans`).
     """
     cs = np.asarray(char_start, dtype=np.int64)
     ce = np.asarray(char_end, dtype=np.int64)
@@ -274,10 +319,10 @@ def content_token_mask(
         raise ValueError(f"char_start and char_end differ in length ({cs.shape} vs {ce.shape})")
     if content == "all":
         return np.ones(cs.shape, dtype=bool)
-    key = (question, response, cs.tobytes(), ce.tobytes(), content, boilerplate, answer)
+    key = (question, response, cs.tobytes(), ce.tobytes(), content, boilerplate, answer, counters)
     mask = _MASKS.get(key)
     if mask is None:
-        mask = _content_mask(question, response, cs, ce, content, boilerplate, answer)
+        mask = _content_mask(question, response, cs, ce, content, boilerplate, answer, counters)
         mask.flags.writeable = False  # shared by every caller that asks for the same mask
         _MASKS.put(key, mask)
     return mask
@@ -287,12 +332,12 @@ _MASKS: Memo[np.ndarray] = Memo(4096)
 
 
 def _content_mask(question: str, response: str, cs: np.ndarray, ce: np.ndarray, content: str,
-                  boilerplate: frozenset[str], answer: tuple[int, int] | None) -> np.ndarray:
+                  boilerplate: frozenset[str], answer: tuple[int, int] | None, counters: bool) -> np.ndarray:
     mask = np.zeros(cs.shape, dtype=bool)
     if content == "decisions":
-        spans = decision_spans(question, response, boilerplate, answer)
+        spans = decision_spans(question, response, boilerplate, answer, counters)
     elif content == "continuations":
-        spans = continuation_spans(question, response, boilerplate, answer)
+        spans = continuation_spans(question, response, boilerplate, answer, counters)
     else:
         spans = novel_spans(question, response, content)
     for a, b in spans:
