@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["metric", "content", "top_k", "format_share", "alignment", "epsilon", "sigma", "sigma_logit", "match_side",
+KEYS = ["metric", "content", "top_k", "format_share", "counters", "alignment", "epsilon", "sigma", "sigma_logit", "match_side",
         "capability", "budget"]
 
 
@@ -37,8 +37,8 @@ def load(specs: list[str], subset: str) -> tuple[pd.DataFrame, pd.DataFrame, lis
         sw = pd.read_csv(d / "sweep.csv")
         sw = sw[sw.subset == subset].copy()
         for k in KEYS:
-            if k not in sw:
-                sw[k] = float("nan")
+            if k not in sw:  # a sweep from before the setting existed ran at its default
+                sw[k] = "content" if k == "counters" else float("nan")
         sw[KEYS[1:]] = sw[KEYS[1:]].astype(str)  # NaN-safe join keys
         sweeps.append(sw.set_index(KEYS)["spearman"].rename(name))
         b = pd.read_csv(d / "baselines.csv")

@@ -4,8 +4,8 @@ Reads one `dmc validate` run (no forward pass: the statistics come from its cach
 combination of metric settings in the grid (experiments/grid.json by default: the run's
 MetricSettings with the swept fields replaced), recomputes the metric as dmc.metrics.score_tables
 does and correlates it with the E1 accuracies (Spearman, Kendall, bootstrap CI). Settings that
-share a content selector and K share one ScoringContext, checked against score_tables (--exact:
-score_tables for every setting, 50-100x slower).
+share the content tokens (selector, K, format share, step numbers) share one ScoringContext,
+checked against score_tables (--exact: score_tables for every setting, 50-100x slower).
 
 What the run scored is taken from the run itself, never rebuilt by hand:
 - the scoring settings (samples per dataset, token statistics, attempts, metric defaults): the
@@ -332,22 +332,23 @@ def sweep(frame: pd.DataFrame, tokens, attempts, targets, base, acc: pd.Series, 
     rows = []
     for m, grid in grids.items():
         # the settings a ScoringContext's alignment depends on: one context per combination
-        outer = {k: grid.get(k, [getattr(base, k)]) for k in ("content", "top_k", "format_share")}
+        outer_keys = ("content", "top_k", "format_share", "counters")
+        outer = {k: grid.get(k, [getattr(base, k)]) for k in outer_keys}
         inner_keys = [k for k in grid if k not in outer]
-        for content, top_k, share in itertools.product(outer["content"], outer["top_k"], outer["format_share"]):
-            if content not in ("decisions", "continuations") and share != outer["format_share"][0]:
-                continue  # format_share only changes the decisions selector
+        for values in itertools.product(*outer.values()):
+            ctx_kw = dict(zip(outer_keys, values))
+            if ctx_kw["content"] not in ("decisions", "continuations") and (
+                    ctx_kw["format_share"] != outer["format_share"][0] or ctx_kw["counters"] != outer["counters"][0]):
+                continue  # format_share and counters only change the decisions and continuations selectors
             combos = [dict(zip(inner_keys, c)) for c in itertools.product(*(grid[k] for k in inner_keys))]
-            group = [dataclasses.replace(base, content=content, top_k=top_k, format_share=share, n_boot=0, **kw)
-                     for kw in combos]
+            group = [dataclasses.replace(base, **ctx_kw, n_boot=0, **kw) for kw in combos]
             values_of = group_values(frame, tokens, attempts, targets, grader, m, group, exact, answers)
             for kw, values in zip(combos, values_of):
                 for subset, names in subsets.items():
-                    r = {"metric": m, "version": METRICS[m].version, "subset": subset, "content": content,
-                         "top_k": top_k, "format_share": share, **kw}
+                    r = {"metric": m, "version": METRICS[m].version, "subset": subset, **ctx_kw, **kw}
                     r.update(correlations(values.reindex(names), acc.reindex(names), n_boot))
                     rows.append(r)
-            log(f"  {m}: content={content} top_k={top_k} format_share={share} done ({len(rows)} rows)")
+            log(f"  {m}: {' '.join(f'{k}={v}' for k, v in ctx_kw.items())} done ({len(rows)} rows)")
     return pd.DataFrame(rows)
 
 
