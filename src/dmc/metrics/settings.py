@@ -27,10 +27,10 @@ class MetricSettings:
                                   "is boilerplate (format), unless it is a word of the gold answers or in the final "
                                   "answer; in (0, 1].",
                                   min=1e-9, max=1.0, keyed_if_set=True)
-    counters: str = setting("content", "decisions and continuations content: the trace's step numbers (a number "
-                            "that opens a line or follows a format word and counts up by one from the last in "
-                            "that place: Step 1, Step 2) are content (their value is still a number the student "
-                            "writes) or format (they follow from the trace's layout, not from the task).",
+    counters: str = setting("content", "decisions and continuations content: the trace's step numbers (a run 1, 2, "
+                            "... of numbers that open lines or follow the same format word: Step 1, Step 2) are "
+                            "content (numbers are values) or format (they follow from the trace's layout, not "
+                            "from the task).",
                             choices=("content", "format"), keyed_if_set=True)
     top_k: int = setting(1, "A content token is aligned when its rank <= K (1 = the student's argmax).", min=1)
     alignment: str = setting("prob", "dmc_v2 alignment of a content token: prob (the student's probability of it "
