@@ -177,6 +177,28 @@ def test_cache_reuse_and_shared_samples(tmp_path, student):
     assert compute_token_stats(other_student, a, settings, cache=cache, progress=False).attrs["run"]["computed"] == 6
 
 
+def test_statistics_with_the_question_free_pass_serve_a_request_without_it(tmp_path, student):
+    """`dmc stats --ifd` then a score that needs no IFD: the rows are read, not recomputed, and equal a
+    fresh computation without the pass; the reverse needs the pass and computes it."""
+    cache = StatsCache(tmp_path)
+    samples = make_samples(5)
+    with_ifd = compute_token_stats(student, samples, TokenStatsSettings(batch_tokens=64, with_ifd=True), cache=cache,
+                                   progress=False)
+    assert with_ifd["logprob_noq"].notna().all()
+    plain_settings = TokenStatsSettings(batch_tokens=64)
+    reused = compute_token_stats(student, samples, plain_settings, cache=cache, progress=False)
+    assert (reused.attrs["run"]["computed"], reused.attrs["run"]["reused"]) == (0, 5)
+    fresh = compute_token_stats(student, samples, plain_settings, progress=False)
+    assert reused["logprob_noq"].isna().all()
+    pd.testing.assert_frame_equal(reused, fresh)
+    # a request for the pass is not served by rows without it
+    other = StatsCache(tmp_path / "other")
+    compute_token_stats(student, samples, plain_settings, cache=other, progress=False)
+    again = compute_token_stats(student, samples, TokenStatsSettings(batch_tokens=64, with_ifd=True), cache=other,
+                                progress=False)
+    assert again.attrs["run"]["computed"] == 5 and again["logprob_noq"].notna().all()
+
+
 def test_shards_are_readable_parquet(tmp_path, student):
     cache = StatsCache(tmp_path)
     settings = TokenStatsSettings(batch_tokens=64)

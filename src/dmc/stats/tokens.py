@@ -12,7 +12,7 @@ re-run only scores what is missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -264,19 +264,28 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     done: set[str] = set()
     seen: set[str] = set()
 
+    # Rows computed with the question-free pass hold every column of rows computed without it, so a
+    # request without IFD also reads them (`dmc stats --ifd`, then a score that needs no IFD).
+    supersets = [] if settings.with_ifd else [replace(settings, with_ifd=True).settings_hash]
+
     def take_in_cached() -> None:
         """Add the cached rows of samples not done yet: at the start, and before each batch the
         rows other processes sharing the cache finished meanwhile."""
         assert cache is not None
-        cached, report = cache.load("tokens", fp, sh, seen=seen)
-        counters.bad_shards += report.bad_shards
-        keep = [h in unique and h not in done for h in cached["sample_hash"].to_pylist()]
-        if any(keep):
-            cached = cached.filter(pa.array(keep, pa.bool_()))
-            tables.append(cached)
-            new = cached["sample_hash"].to_pylist()
-            done.update(new)
-            counters.reused += len(new)
+        for key in (sh, *supersets):
+            cached, report = cache.load("tokens", fp, key, seen=seen)
+            counters.bad_shards += report.bad_shards
+            keep = [h in unique and h not in done for h in cached["sample_hash"].to_pylist()]
+            if any(keep):
+                cached = cached.filter(pa.array(keep, pa.bool_()))
+                if key != sh:
+                    at = cached.schema.get_field_index("logprob_noq")
+                    noq = cached.schema.field(at)
+                    cached = cached.set_column(at, noq, pa.nulls(cached.num_rows, noq.type))
+                tables.append(cached)
+                new = cached["sample_hash"].to_pylist()
+                done.update(new)
+                counters.reused += len(new)
 
     if known is not None and known.num_rows:
         keep = [h in unique and h not in done for h in known["sample_hash"].to_pylist()]
