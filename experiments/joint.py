@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["metric", "content", "top_k", "format_share", "counters", "alignment", "epsilon", "sigma", "sigma_logit", "match_side",
-        "capability", "budget"]
+KEYS = ["metric", "content", "top_k", "format_share", "counters", "alignment", "epsilon", "sigma", "sigma_logit",
+        "match_side", "capability", "budget"]
 
 
 def fmt(x: float) -> str:

@@ -152,7 +152,8 @@ def test_step_numbers_are_format_only_when_asked():
     ce = np.array([m.end() for m in re.finditer(r"\S+", CUPS_R)])
     m_plain = content_token_mask(CUPS_Q, CUPS_R, cs, ce, "decisions", CUPS_FORMAT, answer)
     m_counted = content_token_mask(CUPS_Q, CUPS_R, cs, ce, "decisions", CUPS_FORMAT, answer, counters=True)
-    assert (m_plain.sum(), m_counted.sum()) == (5, 3) and m_plain[cs.tolist().index(CUPS_R.index("1:"))] and not m_counted[cs.tolist().index(CUPS_R.index("1:"))]
+    step_one = cs.tolist().index(CUPS_R.index("1:"))
+    assert (m_plain.sum(), m_counted.sum()) == (5, 3) and m_plain[step_one] and not m_counted[step_one]
 
 
 def test_token_mask_maps_decisions_to_tokens():

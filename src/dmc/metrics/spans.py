@@ -169,7 +169,6 @@ def enumerations(text: str, us: Sequence[tuple[int, int, str, bool]], boilerplat
     the trace's layout, not from the task. A lone "is 1" is not a run.
     """
     runs: dict[str | None, list[int]] = {}  # per place, the run being read (indices into us)
-    last: dict[str | None, int] = {}
     out: set[int] = set()
     for i, (a, _, u, is_word) in enumerate(us):
         if is_word or not _INT_RE.fullmatch(u):
@@ -181,14 +180,13 @@ def enumerations(text: str, us: Sequence[tuple[int, int, str, bool]], boilerplat
             place = us[i - 1][2]
         else:
             continue
-        n = int(u)
-        if runs.get(place) and n == last[place] + 1:
-            runs[place].append(i)
-        else:
-            if len(runs.get(place, ())) >= 2:
-                out.update(runs[place])
-            runs[place] = [i] if n == 1 else []
-        last[place] = n
+        n, run = int(u), runs.get(place)
+        if run and n == int(us[run[-1]][2]) + 1:
+            run.append(i)
+            continue
+        if run and len(run) >= 2:
+            out.update(run)
+        runs[place] = [i] if n == 1 else []
     for run in runs.values():
         if len(run) >= 2:
             out.update(run)
@@ -269,7 +267,8 @@ def continuation_spans(question: str, response: str, boilerplate: frozenset[str]
     counted = enumerations(response, r_units, boilerplate) if counters else set()
     for j, (a, b, u, is_word) in enumerate(r_units):
         i = len(seq)
-        fmt = (j in counted or is_word and u in boilerplate) and not (answer is not None and a < answer[1] and b > answer[0])
+        in_answer = answer is not None and a < answer[1] and b > answer[0]
+        fmt = (j in counted or is_word and u in boilerplate) and not in_answer
         if not fmt:
             predicted = None
             for k in range(min(MAX_CONTEXT, i), 0, -1):
