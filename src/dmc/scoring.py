@@ -35,6 +35,7 @@ from dmc.stats import (AttemptSettings, BackendSettings, StatsCache, TokenStatsS
 from dmc.stats.answers import answer_probes, answers_table
 from dmc.stats.cost import CostPlan, plan_cost
 from dmc.stats.subsample import subsample as _subsample
+from dmc.stats.tokens import load_cached_tokens
 from dmc.students.loading import load_student
 from dmc.students.vllm_engine import check_engine
 
@@ -212,7 +213,7 @@ def cached_tables(fingerprint: str, samples: Sequence[Sample], settings: Scoring
     question missing from the cache is missing from the tables, and the metrics give it NaN with a
     reason."""
     hashes = {s.hash for s in samples}
-    tok = cache.load("tokens", fingerprint, settings.token_settings.settings_hash)[0].to_pandas()
+    tok = load_cached_tokens(cache, fingerprint, settings.token_settings)[0].to_pandas()
     att = cache.load("attempts", fingerprint, settings.attempts.settings_hash)[0].to_pandas()
     tok = tok[tok["sample_hash"].isin(hashes)] if len(tok) else tok
     run = {"tokens": {"cached": len(tok)}, "attempts": {"cached": len(att)}}
@@ -220,7 +221,7 @@ def cached_tables(fingerprint: str, samples: Sequence[Sample], settings: Scoring
         return Tables(tok, att, run)
     qs = list(samples) if questions is None else list(questions)
     probe_hashes = {p.hash for p in answer_probes(qs)}
-    ptok = cache.load("tokens", fingerprint, settings.answer_token_settings.settings_hash)[0].to_pandas()
+    ptok = load_cached_tokens(cache, fingerprint, settings.answer_token_settings)[0].to_pandas()
     ptok = ptok[ptok["sample_hash"].isin(probe_hashes)] if len(ptok) else None
     table = answers_table(qs, ptok)
     run["answers"] = {"cached": int(table["gold_logprob"].notna().sum())}

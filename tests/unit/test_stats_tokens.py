@@ -12,6 +12,7 @@ from dmc.data.schema import Sample
 from dmc.stats import StatsCache, TokenStatsSettings, compute_token_stats
 from dmc.stats.core import checked_split
 from dmc.stats.tables import TOKENS_SCHEMA
+from dmc.stats.tokens import load_cached_tokens
 from dmc.students.tiny import tiny_student
 
 
@@ -191,6 +192,9 @@ def test_statistics_with_the_question_free_pass_serve_a_request_without_it(tmp_p
     fresh = compute_token_stats(student, samples, plain_settings, progress=False)
     assert reused["logprob_noq"].isna().all()
     pd.testing.assert_frame_equal(reused, fresh)
+    # the offline readers (dmc.scoring.cached_tables) see the same rows
+    rows, bad = load_cached_tokens(cache, student.fingerprint, plain_settings)
+    assert (rows.num_rows, bad) == (5, []) and rows["logprob_noq"].null_count == 5
     # a request for the pass is not served by rows without it
     other = StatsCache(tmp_path / "other")
     compute_token_stats(student, samples, plain_settings, cache=other, progress=False)

@@ -235,6 +235,29 @@ def token_batch(student, batch: list[Sample], settings: TokenStatsSettings, encs
     return rows_to_table(rows, TOKENS_CACHE_SCHEMA), counters.forward_passes, counters.tokens_forwarded
 
 
+def load_cached_tokens(cache: StatsCache, fingerprint: str, settings: TokenStatsSettings,
+                       seen: set[str] | None = None) -> tuple[pa.Table, list[str]]:
+    """The token rows ``cache`` holds for this student under ``settings``, and the unreadable shards.
+
+    Rows computed with the question-free pass hold every column of rows computed without it, so a
+    request without IFD also reads them, with ``logprob_noq`` null (`dmc stats --ifd`, then a score
+    that needs no IFD). ``seen``: as :meth:`StatsCache.load`.
+    """
+    table, report = cache.load("tokens", fingerprint, settings.settings_hash, seen=seen)
+    bad = list(report.bad_shards)
+    if settings.with_ifd:
+        return table, bad
+    extra, report = cache.load("tokens", fingerprint, replace(settings, with_ifd=True).settings_hash, seen=seen)
+    bad += report.bad_shards
+    have = set(table["sample_hash"].to_pylist())
+    extra = extra.filter(pa.array([h not in have for h in extra["sample_hash"].to_pylist()], pa.bool_()))
+    if not extra.num_rows:
+        return table, bad
+    at = extra.schema.get_field_index("logprob_noq")
+    noq = extra.schema.field(at)
+    return pa.concat_tables([table, extra.set_column(at, noq, pa.nulls(extra.num_rows, noq.type))]), bad
+
+
 def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStatsSettings | None = None,
                         cache: StatsCache | None = None, progress: bool = True,
                         backend: BackendSettings | None = None, known: pa.Table | None = None) -> pd.DataFrame:
@@ -264,28 +287,19 @@ def compute_token_stats(student, samples: Sequence[Sample], settings: TokenStats
     done: set[str] = set()
     seen: set[str] = set()
 
-    # Rows computed with the question-free pass hold every column of rows computed without it, so a
-    # request without IFD also reads them (`dmc stats --ifd`, then a score that needs no IFD).
-    supersets = [] if settings.with_ifd else [replace(settings, with_ifd=True).settings_hash]
-
     def take_in_cached() -> None:
         """Add the cached rows of samples not done yet: at the start, and before each batch the
         rows other processes sharing the cache finished meanwhile."""
         assert cache is not None
-        for key in (sh, *supersets):
-            cached, report = cache.load("tokens", fp, key, seen=seen)
-            counters.bad_shards += report.bad_shards
-            keep = [h in unique and h not in done for h in cached["sample_hash"].to_pylist()]
-            if any(keep):
-                cached = cached.filter(pa.array(keep, pa.bool_()))
-                if key != sh:
-                    at = cached.schema.get_field_index("logprob_noq")
-                    noq = cached.schema.field(at)
-                    cached = cached.set_column(at, noq, pa.nulls(cached.num_rows, noq.type))
-                tables.append(cached)
-                new = cached["sample_hash"].to_pylist()
-                done.update(new)
-                counters.reused += len(new)
+        cached, bad = load_cached_tokens(cache, fp, settings, seen=seen)
+        counters.bad_shards += bad
+        keep = [h in unique and h not in done for h in cached["sample_hash"].to_pylist()]
+        if any(keep):
+            cached = cached.filter(pa.array(keep, pa.bool_()))
+            tables.append(cached)
+            new = cached["sample_hash"].to_pylist()
+            done.update(new)
+            counters.reused += len(new)
 
     if known is not None and known.num_rows:
         keep = [h in unique and h not in done for h in known["sample_hash"].to_pylist()]
