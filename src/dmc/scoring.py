@@ -79,6 +79,15 @@ class ScoringSettings:
         """The token statistics of the answer probes (dmc.stats.answers): the response alone."""
         return dataclasses.replace(self.tokens, with_ifd=False, turns="last")
 
+    def with_budget(self, max_new_tokens: int) -> ScoringSettings:
+        """The settings for a student that answers within ``max_new_tokens``: the metrics' generation
+        budget, unless one is set. Commands that evaluate the student (`dmc validate`, `dmc distill`)
+        score at their evaluation budget, since a trace that reaches its answer only after it teaches
+        an answer the evaluated student never writes."""
+        if self.metric.budget is not None:
+            return self
+        return dataclasses.replace(self, metric=dataclasses.replace(self.metric, budget=max_new_tokens))
+
     def with_seed(self, seed: int) -> ScoringSettings:
         """The same settings with every seed set to ``seed``."""
         return dataclasses.replace(self, seed=seed, attempts=dataclasses.replace(self.attempts, seed=seed),

@@ -15,7 +15,7 @@ from dmc.io import atomic_write_json
 from dmc.validation.summaries import e1_document, e1_tables, e2_document, e3_document, write_e1, write_json
 
 METRICS = {
-    "dmc": {"direction": "higher", "version": "dmc-v1.2"},
+    "dmc": {"direction": "higher", "version": "dmc-v1.3"},
     "rsr": {"direction": "lower", "version": "rsr-v1"},
     "length": {"direction": "none", "version": "length-v1"},
     "ifd": {"direction": "higher", "version": "ifd-v1"},

@@ -124,7 +124,7 @@ def test_dmc_ordering_and_components(lab, tmp_path):
     # files, stamped with the student and the versions
     doc = json.loads((tmp_path / "datasets.json").read_text())
     assert doc["meta"]["student"]["fingerprint"] == lab["student"].fingerprint
-    assert doc["meta"]["metrics"]["dmc"]["version"] == "dmc-v1.2"
+    assert doc["meta"]["metrics"]["dmc"]["version"] == "dmc-v1.3"
     assert doc["meta"]["eval_set"]["n_questions"] == 6
     assert (tmp_path / "samples.parquet").exists() and (tmp_path / "datasets.csv").exists()
 
@@ -191,7 +191,7 @@ def test_cli_score_then_select(lab, tmp_path):
     assert res.exit_code == 0, res.output
     rows = [ln for ln in res.output.splitlines() if ln.startswith("│")]
     assert [r.split("│")[1].strip() for r in rows] == ["stepwise", "wrong", "hard"]
-    assert "dmc (dmc-v1.2): higher is better, range [0, 1]" in res.output
+    assert "dmc (dmc-v1.3): higher is better, range [0, 1]" in res.output
     assert "rsr (rsr-v1): lower is better" in res.output
     assert f"token statistics: {3 * N_Q} samples computed, 0 reused" in res.output
     again = runner.invoke(app, args)
@@ -213,7 +213,7 @@ def test_cli_score_then_select(lab, tmp_path):
     assert len(lines) == 5 and {x["source"] for x in lines} == {"stepwise"}
     assert [m["role"] for m in lines[0]["messages"]] == ["user", "assistant"]
     man = json.loads((out / "selected.manifest.json").read_text())
-    assert man["versions"]["metrics"]["dmc"] == "dmc-v1.2"
+    assert man["versions"]["metrics"]["dmc"] == "dmc-v1.3"
     assert man["versions"]["student_fingerprint"] == json.loads((out / "datasets.json").read_text())["meta"][
         "student"]["fingerprint"]
 

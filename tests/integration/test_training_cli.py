@@ -106,6 +106,7 @@ def test_distill_dmc_mix_uniform_and_random(files):
     d = info["scores"]["dmc"]
     e = np.exp(np.array([d["step"], d["terse"]]) / 0.1)
     assert [info["mixture"]["step"], info["mixture"]["terse"]] == pytest.approx((e / e.sum()).tolist())
+    assert info["scoring"]["metric"]["budget"] == 8  # scored at the evaluation's generation budget
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert log[0]["event"] == "mixture" and log[0]["mixture"] == pytest.approx(info["mixture"])
 

@@ -61,8 +61,11 @@ def test_e1_pilots_and_tables(run):
     assert ((corr["rho"].notna()) | (corr["reason"].notna())).all()
     pilots = pd.read_parquet(d / files.E1_PILOTS)
     assert list(pilots.columns[:3]) == ["dataset", "seed", "accuracy"]
-    scores = json.loads((d / files.SCORES_DIR / "datasets.json").read_text())["datasets"]
-    by = {r["dataset"]: r for r in scores}
+    doc = json.loads((d / files.SCORES_DIR / "datasets.json").read_text())
+    by = {r["dataset"]: r for r in doc["datasets"]}
+    # the metrics score at the budget the pilots are evaluated at, and the run records it
+    assert doc["meta"]["settings"]["budget"] == 6
+    assert json.loads((d / files.MANIFEST).read_text())["config"]["scoring"]["metric"]["budget"] == 6
     for r in pilots.itertuples():
         assert r.teacher_accuracy == pytest.approx(by[r.dataset]["teacher_accuracy"])
         assert 0.0 <= r.accuracy <= 1.0

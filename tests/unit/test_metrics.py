@@ -266,7 +266,7 @@ def test_dmc_settings_and_target():
     assert d.loc["X", "dmc"] == pytest.approx((1.0 + 0.0) / 2)
     assert d.loc["Y", "dmc"] == pytest.approx(_R(0.25, 0.75, 0.3) * 0.5)
     assert rep.meta["target"] == {"kind": "eval", "n_questions": 2}
-    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1.2"
+    assert rep.meta["settings"]["epsilon"] == 0.0 and rep.meta["metrics"]["dmc"]["version"] == "dmc-v1.3"
 
 
 def test_generation_budget_zeroes_traces_the_student_cannot_finish():
@@ -288,6 +288,25 @@ def test_generation_budget_zeroes_traces_the_student_cannot_finish():
     assert (free["F"] == 1.0).all()  # no budget: every trace fits
     with pytest.raises(ValueError, match="budget"):
         MetricSettings(budget=0)
+
+
+def test_a_trace_over_the_budget_fits_when_its_cut_still_gives_its_answer():
+    early = "3 + 4 = 7\n7 + 5 = 12\nThe answer is 12. Let me check: 7 + 5 = 12. Yes."
+    late = "3 + 4 = 7\nLet me check: 3 + 4 = 7. Yes.\n7 + 5 = 12\nThe answer is 12."
+    cut = len(tokenize(early[: early.index(" Let")]))  # the budget ends right after "The answer is 12."
+    s = [sample("d", "early", Q, early, "12"), sample("d", "late", Q, late, "12"), sample("d", "short", Q, R_TEXT, "12")]
+    rows = [token_row(x) for x in s]
+    assert len(tokenize(late[: late.index("The answer")])) > cut >= len(tokenize(R_TEXT))
+    fits = _ctx(s, rows, budget=cut).fits()
+    # early: cut after its answer, still 12; late: cut before it, no answer; short: fits whole
+    assert fits.tolist() == [1.0, 0.0, 1.0]
+    assert _ctx(s, rows, budget=cut - 1).fits().tolist() == [1.0, 0.0, 1.0]  # "The answer is 12", the "." cut
+    assert _ctx(s, rows, budget=cut - 2).fits().tolist() == [0.0, 0.0, 0.0]  # "The answer is": the 12 is cut
+    assert _ctx(s, rows).fits().tolist() == [1.0, 1.0, 1.0]  # no budget
+    wrong = "3 + 4 = 7\n7 + 5 = 13\nThe answer is 13. Let me check: 7 + 5 = 12. Oops."
+    w = [sample("d", "wrong", Q, wrong, "12")]
+    # a wrong trace reaches its own answer (13) within the budget: the fit is about length, not quality
+    assert _ctx(w, [token_row(w[0])], budget=cut).fits().tolist() == [1.0]
 
 
 def test_dmc_nan_without_attempts():
@@ -364,3 +383,11 @@ def test_dmc_grader_memoizes_verdicts_but_not_ungradable_ones(monkeypatch):
     assert calls == [[text], [text]]  # the verdict was kept, for every instance
     assert context.DmcGrader("exact").grade_many([text], ["7"])[0].status == "correct"  # another verifier: graded
     assert len(calls) == 3
+
+
+def test_commands_that_evaluate_score_at_their_evaluation_budget():
+    from dmc.scoring import ScoringSettings
+
+    assert ScoringSettings().with_budget(96).metric.budget == 96
+    explicit = ScoringSettings(metric=MetricSettings(budget=400))
+    assert explicit.with_budget(96) is explicit  # a budget the user set wins

@@ -51,7 +51,7 @@ def test_write_read_round_trip(tmp_path, report):
 def test_every_file_is_stamped(tmp_path, report):
     report.write(tmp_path)
     doc = _strict((tmp_path / "datasets.json").read_text())  # NaN written as null
-    assert doc["meta"]["metrics"]["dmc"]["version"] == "dmc-v1.2"
+    assert doc["meta"]["metrics"]["dmc"]["version"] == "dmc-v1.3"
     assert doc["meta"]["metrics"]["rsr"]["direction"] == "lower"
     assert doc["meta"]["settings"]["epsilon"] == 1.0 and doc["meta"]["settings"]["sigma"] == 0.25
     assert doc["datasets"][0]["ifd"] is None
@@ -63,7 +63,7 @@ def test_every_file_is_stamped(tmp_path, report):
     assert doc["meta"]["environment"]["python"] == platform.python_version()
     csv = pd.read_csv(tmp_path / "datasets.csv")
     assert set(csv["student_fingerprint"]) == {"fp-123"}
-    assert json.loads(csv.loc[0, "metric_versions"])["dmc"] == "dmc-v1.2"
+    assert json.loads(csv.loc[0, "metric_versions"])["dmc"] == "dmc-v1.3"
     assert json.loads(csv.loc[0, "settings"])["content"] == "decisions"
     assert csv.loc[0, "dmc"] == pytest.approx(report.datasets.loc[0, "dmc"])
 
@@ -81,7 +81,7 @@ def test_table_rows_sorted_and_footer(report):
     assert lines[0].split("│")[1].strip() == "X" and lines[1].split("│")[1].strip() == "Y"
     x = report.datasets.iloc[0]
     assert f"{x['dmc']:.3f} [{x['dmc_lo']:.3f}, {x['dmc_hi']:.3f}]" in lines[0]
-    assert "dmc (dmc-v1.2): higher is better, range [0, 1]" in text
+    assert "dmc (dmc-v1.3): higher is better, range [0, 1]" in text
     assert "rsr (rsr-v1): lower is better" in text
     assert "Y: dmc: no gold ×1" in text
     assert "fp-123" in text

@@ -74,7 +74,7 @@ def test_dmc_v2_hand_computed():
     m = rep.samples.set_index(["dataset", "sample_id"])
     # per sample: c_i = 1 over one attempt, shrunk to .75
     assert m.loc[("X", "1"), "m_v2"] == pytest.approx(math.exp(-((math.log(3) - lt) ** 2) / 2))
-    assert rep.meta["metrics"]["dmc_v2"]["version"] == "dmc-v2.3"
+    assert rep.meta["metrics"]["dmc_v2"]["version"] == "dmc-v2.4"
     assert rep.meta["settings"]["sigma_logit"] == 1.0 and rep.meta["settings"]["prior"] == 0.5
 
 
@@ -115,7 +115,7 @@ def test_dmc_v2_ci_brackets_point_and_nan_without_attempts():
 
 
 def test_dmc_v2_registered_and_v1_kept():
-    assert METRICS["dmc"].version == "dmc-v1.2" and METRICS["dmc_v2"].version == "dmc-v2.3"
+    assert METRICS["dmc"].version == "dmc-v1.3" and METRICS["dmc_v2"].version == "dmc-v2.4"
     assert METRICS["dmc_v2"].direction == "higher" and METRICS["dmc_v2"].range == (0.0, 1.0)
 
 

@@ -162,6 +162,7 @@ class ScoringContext:
         if attempts is not None:
             _require(attempts, ATTEMPT_COLUMNS, "attempts")
         self.answers = answers
+        self._fits: dict[int | None, pd.Series] = {}
         if answers is not None:
             _require(answers, ANSWER_COLUMNS, "answers")
 
@@ -381,14 +382,39 @@ class ScoringContext:
         return vals, None
 
     def fits(self) -> pd.Series:
-        """F_i: 1.0 when the trace fits the student's generation budget (settings.budget; always when
-        None), 0.0 when it is longer; NaN without token statistics. Not cached: the budget is a setting."""
+        """F_i: whether the student, writing this trace within its generation budget (settings.budget),
+        still reaches the trace's final answer. 1.0 when the trace fits the budget (always when None),
+        or when the trace cut after ``budget`` tokens gives the same final answer as the whole trace
+        (verified equal, as an answer is graded: "= 8. Let me check: 12 - 4 = 8" cut before its
+        last line still ends on 8); 0.0 otherwise; NaN without token statistics. Cached per budget."""
+        budget = self.settings.budget
+        if budget not in self._fits:
+            self._fits[budget] = self._fits_within(budget)
+        return self._fits[budget]
+
+    def _fits_within(self, budget: int | None) -> pd.Series:
         rows = self.token_rows
-        if self.settings.budget is None:
-            return pd.Series(np.where(rows["has_tokens"], 1.0, np.nan), index=self.index)
-        n = pd.to_numeric(rows["n_tokens"], errors="coerce") if "n_tokens" in rows else pd.Series(np.nan, index=self.index)
-        f = (n <= self.settings.budget).astype(float)
-        return f.where(n.notna() & rows["has_tokens"].astype(bool), np.nan)
+        has = rows["has_tokens"].astype(bool).to_numpy()
+        if budget is None:
+            return pd.Series(np.where(has, 1.0, np.nan), index=self.index)
+        n = pd.to_numeric(rows["n_tokens"], errors="coerce").to_numpy(float) if "n_tokens" in rows \
+            else np.full(len(self.index), np.nan)
+        f = np.where(has & ~np.isnan(n), (n <= budget).astype(float), np.nan)
+        responses = self.samples["response"].tolist()
+        over, cuts, whole = [], [], []
+        for k, i in enumerate(self.index):
+            if f[k] != 0.0:
+                continue
+            ends = self.token_array(i, "char_end", np.int64)
+            answer = self.grader.extract(responses[k])
+            if ends is None or len(ends) < budget or not answer:
+                continue  # the cut is past what was scored, or the trace has no answer to reach
+            over.append(k)
+            cuts.append(responses[k][: int(ends[budget - 1])])
+            whole.append(answer)
+        for k, answer, gr in zip(over, whole, self.grader.grade_many(cuts, whole) if over else []):
+            f[k] = 1.0 if gr.status == "correct" or gr.answer == answer else 0.0
+        return pd.Series(f, index=self.index)
 
     def weight(self) -> pd.Series:
         """w_i = (eps + (1 - eps) q_i) * F_i: soft quality, zero for a trace beyond the generation budget."""

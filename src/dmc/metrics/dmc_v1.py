@@ -1,9 +1,9 @@
 """DMC v1: Data-Model Compatibility of a dataset with a student (DESIGN.md §3).
 
 DMC(D) = R(D) * mean_i(w_i * A_i) over D's samples with known q_i and A_i, where
-w_i = epsilon + (1 - epsilon) * q_i (times F_i = 1[the trace fits the student's generation budget]
-when a budget is set), A_i is the top-k alignment over novel content tokens and
-R(D) = exp(-(C_D - C_T)^2 / (2 sigma^2)) matches D's difficulty for the student (C_D, mean pass
+w_i = epsilon + (1 - epsilon) * q_i (times F_i = 1[the trace reaches its final answer within the
+student's generation budget] when a budget is set), A_i is the top-k alignment over novel content
+tokens and R(D) = exp(-(C_D - C_T)^2 / (2 sigma^2)) matches D's difficulty for the student (C_D, mean pass
 rate over D's questions) to that of its target tasks (C_T). Range [0, 1]; higher = more
 compatible. Per sample, m_i = w_i * A_i * R(c_i). A bootstrap over samples gives the CI
 (`dmc_lo`, `dmc_hi`) and the standard error (`dmc_se`, the replicates' standard deviation).
@@ -88,7 +88,7 @@ def sample_reasons(qual: pd.DataFrame, al: pd.DataFrame, cap: pd.DataFrame, c_t_
 @register
 class DMCv1(Metric):
     name = "dmc"
-    version = "dmc-v1.2"
+    version = "dmc-v1.3"
     direction = "higher"
     range = (0.0, 1.0)
     description = ("Data-Model Compatibility: R(C_D, C_T) * mean(w*A) over samples with known quality and "

@@ -122,7 +122,7 @@ class _AnswerLikelihood:
 @register
 class DMCv2(Metric):
     name = "dmc_v2"
-    version = "dmc-v2.3"
+    version = "dmc-v2.4"
     direction = "higher"
     range = (0.0, 1.0)
     description = ("DMC on continuous scales: R2 = exp(-gap^2 / 2 sigma_logit^2), gap = the log-odds difference "

@@ -54,8 +54,10 @@ class MetricSettings:
                               "question's gold answer right after the question, one teacher-forced pass per question, "
                               "no generation) or attempts (pass rates of the student's generated attempts).",
                               choices=("likelihood", "attempts"))
-    budget: int | None = setting(None, "Student generation budget in tokens: a trace longer than this gets weight 0 "
-                                 "in DMC (default: unlimited).", min=1)
+    budget: int | None = setting(None, "Student generation budget in tokens: a trace that, cut after this many "
+                                 "tokens, no longer gives its final answer gets weight 0 in DMC (default: unlimited "
+                                 "in `dmc score` and `dmc select`; `dmc validate` and `dmc distill` use their "
+                                 "--eval-max-new-tokens).", min=1)
     ifd_filter: bool = setting(True, "ifd / ifd_ppl: a sample with a ratio >= 1 (the question does not help "
                                "predict the answer) is NaN, as Cherry LLM and Superfiltering drop it before "
                                "selecting (--no-ifd-filter keeps it).", result=True)

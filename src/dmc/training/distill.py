@@ -40,6 +40,7 @@ def distill(
     """
     config = config or TrainConfig()
     settings = settings or CurriculumSettings()
+    scoring = (scoring or ScoringSettings()).with_budget(config.eval_max_new_tokens)
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     # Under torchrun every rank builds the same curriculum (ranks sharing `cache_dir` split the

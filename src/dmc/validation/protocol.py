@@ -233,6 +233,8 @@ def validate(
     its top-level code under ``if __name__ == "__main__":`` (the spawn start method re-imports it).
     """
     cfg = config or ValidateConfig()
+    # every metric, selection and curriculum scores at the budget the pilots are evaluated at
+    cfg = dataclasses.replace(cfg, scoring=cfg.scoring.with_budget(cfg.train.eval_max_new_tokens))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
