@@ -44,7 +44,8 @@ def _synthetic_run(out, failed: bool = False):
                       train={"steps": 20, "batch_size": 4, "learning_rate": 1e-3}, student={"name": "tiny", "fingerprint": "f"})
     write_e1(out, doc, pdf, corr)
     atomic_write_json(out / files.SCORES_DIR / "datasets.json",
-                      {"meta": {"metrics": METRICS, "student": {"name": "tiny", "fingerprint": "f"}},
+                      {"meta": {"metrics": METRICS, "student": {"name": "tiny", "fingerprint": "f"},
+                                "settings": {"budget": 96}},
                        "datasets": scores.to_dict(orient="records")})
     sels = [{"metric": m, "direction": METRICS[m]["direction"], "chosen": [c], "n_samples": 32,
              "per_seed": [{"seed": 0, "accuracy": a, "status": "done"}]}
@@ -98,6 +99,7 @@ def test_report_files_and_content(tmp_path):
     assert "| dynamic-dmc | 75.0% |" in md
     # the two seeds rank the datasets alike, so seed noise does not cap the correlations
     assert "agree with Spearman +1.00 on average" in md and "about ρ 1.00 against the mean over 2 seeds" in md
+    assert "scored at a generation budget of 96 tokens" in md  # the budget DMC was scored at
 
 
 def test_report_without_e2_e3_and_with_failures(tmp_path):

@@ -75,6 +75,7 @@ def _e1_section(run: RunResults) -> Section | None:
                      f"({_budget(e1.get('train'))}), {len(seeds)} seed(s) {seeds}; accuracy on the eval set after "
                      f"training, correlated with each metric computed on the initial student"
                      + (f" (initial accuracy {100 * e1['initial_accuracy']:.1f}%)." if not _nan(e1.get("initial_accuracy")) else ".")
+                     + _budget_note(run.scores_meta.get("settings") or {})
                      + _seed_note(run.seed_agreement()))
     t = correlation_table(run)
     if t:
@@ -99,6 +100,14 @@ def _e1_section(run: RunResults) -> Section | None:
             "tokens, R difficulty match, C_D the student's pass rate on the dataset's questions.",
             plots.dmc_components(df), "the scores hold no DMC columns"))
     return sec
+
+
+def _budget_note(settings: dict) -> str:
+    budget = settings.get("budget")
+    if budget is None:
+        return ""
+    return (f" DMC was scored at a generation budget of {budget} tokens: a trace that does not reach its final "
+            "answer within it counts 0 (F).")
 
 
 def _budget(train: dict | None) -> str:
