@@ -33,7 +33,7 @@ def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
     assert set(DEV_FAMILIES) == {"wordops", "boolchain", "bubblesort"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
-    assert set(HELD_OUT_FAMILIES) == {"cups", "weekdays"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
+    assert set(HELD_OUT_FAMILIES) == {"cups", "weekdays", "letters"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -68,6 +68,8 @@ def test_listops_verifier(answer, gold, ok):
     ("cups", None, "A", False), ("cups", "F", "F", None),
     ("weekdays", "Friday", "Friday", True), ("weekdays", "friday.", "Friday", True), ("weekdays", "Fri", "Friday", False),
     ("weekdays", "Monday", "Friday", False), ("weekdays", None, "Friday", False), ("weekdays", "Funday", "Funday", None),
+    ("letters", "qpor", "qpor", True), ("letters", "QPOR.", "qpor", True), ("letters", "qpro", "qpor", False),
+    ("letters", "q p o r", "qpor", False), ("letters", None, "qpor", False), ("letters", "qp0r", "qp0r", None),
 ])
 def test_development_family_verifiers(family, answer, gold, ok):
     if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
@@ -290,3 +292,16 @@ def test_listops_operations():
     assert fam.apply(s, ("remove_last",)) == (3, 8)
     assert fam.apply(s, ("swap",)) == (1, 8, 3)
     assert fam.fmt_state(s) == "[3, 8, 1]" and fam.canonical("[3, 8, 1]") == s
+
+
+def test_letters_rewrites_a_made_up_word():
+    fam = get_family("letters")
+    assert fam.apply("rpoq", ("reverse",)) == "qopr" and fam.apply("qopr", ("swap",)) == "ropq"
+    assert fam.apply("ropq", ("drop_first",)) == "opq" and fam.apply("opq", ("append", "z")) == "opqz"
+    assert fam.fmt_step("rpoq", [("reverse",), ("swap",)], "ropq") == "reverse, swap ends: ropq"
+    for dist, sizes, (lo, hi) in (("easy", (3, 4), (1, 2)), ("standard", (4, 5), (2, 4)), ("hard", (6, 7), (5, 7))):
+        for p in _problems("letters", dist, 30, seed=1):
+            assert p.size in sizes and lo <= len(p.ops) <= hi and not re.search(r"\d", p.question + p.gold)
+            assert p.gold == fam.solve(p)[-1] and all(2 <= len(s) <= 8 for s in fam.solve(p))
+            assert p.question.startswith(f"Start with the letters {p.start}.")
+    _assert_noisy_ends_wrong("letters")
