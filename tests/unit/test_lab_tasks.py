@@ -33,7 +33,7 @@ def test_families_and_teachers_exist():
     # the students' pretraining families; development families are never in their corpus
     assert set(TASK_FAMILIES) == {"arith", "listops"}
     assert set(DEV_FAMILIES) == {"wordops", "boolchain", "bubblesort"} and not set(DEV_FAMILIES) & set(TASK_FAMILIES)
-    assert set(HELD_OUT_FAMILIES) == {"cups", "weekdays", "letters"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
+    assert set(HELD_OUT_FAMILIES) == {"cups", "weekdays", "letters", "parity"} and not set(HELD_OUT_FAMILIES) & (set(DEV_FAMILIES) | set(TASK_FAMILIES))
     assert len(TEACHERS) >= 6
     assert {"stepwise", "terse", "verbose", "redundant", "noisy", "answer-only"} <= set(TEACHERS)
 
@@ -70,6 +70,8 @@ def test_listops_verifier(answer, gold, ok):
     ("weekdays", "Monday", "Friday", False), ("weekdays", None, "Friday", False), ("weekdays", "Funday", "Funday", None),
     ("letters", "qpor", "qpor", True), ("letters", "QPOR.", "qpor", True), ("letters", "qpro", "qpor", False),
     ("letters", "q p o r", "qpor", False), ("letters", None, "qpor", False), ("letters", "qp0r", "qp0r", None),
+    ("parity", "12", "12", True), ("parity", "12.", "12", True), ("parity", "13", "12", False), ("parity", None, "12", False),
+    ("parity", "twelve", "twelve", None),
 ])
 def test_development_family_verifiers(family, answer, gold, ok):
     if ok is None:  # a word outside the family's vocabulary is not a well-formed gold
@@ -305,3 +307,22 @@ def test_letters_rewrites_a_made_up_word():
             assert p.gold == fam.solve(p)[-1] and all(2 <= len(s) <= 8 for s in fam.solve(p))
             assert p.question.startswith(f"Start with the letters {p.start}.")
     _assert_noisy_ends_wrong("letters")
+
+
+def test_parity_takes_the_branch_of_the_number_reached():
+    fam = get_family("parity")
+    assert fam.apply(34, ("rule", 7)) == 17 and fam.apply(17, ("rule", 7)) == 24
+    assert fam.fmt_step(27, [("rule", 7), ("rule", 7)], 17) == "27 + 7 / 2 = 17"
+    assert fam.explain_step(34, ("rule", 7), 17) == "34 is even, so we halve it: 34 / 2 = 17"
+    for dist, most, (lo, hi) in (("easy", 20, (1, 2)), ("standard", 50, (2 + 1, 5)), ("hard", 99, (6, 8))):
+        for p in _problems("parity", dist, 30, seed=1):
+            assert 2 <= p.start <= most and lo <= len(p.ops) <= hi and p.gold == str(fam.solve(p)[-1])
+            assert f"Apply this rule {len(p.ops)} time" in p.question
+    # a wrong step changes the branches after it: the noisy trace follows the rule from its wrong number
+    p = _problems("parity", "standard", 1, seed=3)[0]
+    t = get_teacher("noisy")(fam, p, random.Random(0), error_rate=1.0)
+    lines = t.text.splitlines()[1:-1]
+    for line in lines:
+        a, op, b = re.fullmatch(r"(\d+) (/ 2|\+ \d+) = (\d+)", line).groups()
+        assert (op == "/ 2") == (int(a) % 2 == 0)
+    _assert_noisy_ends_wrong("parity")

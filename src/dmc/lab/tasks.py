@@ -760,6 +760,78 @@ class Letters(TaskFamily):
         return a if _LETTERS_RE.match(a) else None
 
 
+# ----------------------------------------------------------------------------------------
+# parity: a rule applied repeatedly, its branch chosen by the number's parity (control flow)
+# ----------------------------------------------------------------------------------------
+
+
+class Parity(TaskFamily):
+    """A number and a rule applied a given number of times: halve the number when it is even, add
+    an odd number when it is odd. The question states the rule once; which branch each step takes
+    follows from the number the trace has reached (a program's execution, not a list of given
+    operations, so a wrong step changes the branches after it), and the answer is the number at
+    the end."""
+
+    name = "parity"
+    description = "a rule applied repeatedly, halving even numbers and adding to odd ones; the answer is the number"
+    distributions = {  # size: the largest starting number
+        "easy": Distribution("easy", (1, 2), (20,)),
+        "standard": Distribution("standard", (3, 5), (50,)),
+        "hard": Distribution("hard", (6, 8), (99,)),
+    }
+
+    def sample(self, rng: random.Random, dist: Distribution) -> Problem:
+        times, add = rng.randint(*dist.steps), rng.choice((1, 3, 5, 7))
+        start = rng.randint(2, dist.size[0])
+        ops: tuple[Op, ...] = (("rule", add),) * times
+        state = start
+        for op in ops:
+            state = self.apply(state, op)
+        question = (f"Start with {start}. Apply this rule {times} time{'s' if times > 1 else ''}: if the number "
+                    f"is even, halve it; if it is odd, add {add}. What is the number now?")
+        return Problem(self.name, question, start, ops, self.fmt_state(state), dist.name, dist.size[0])
+
+    def sentence(self, problem: Problem, i: int) -> str:
+        before = problem.start if i == 0 else self.solve(problem)[i - 1]
+        return "If the number is even, halve it" if before % 2 == 0 else f"If it is odd, add {problem.ops[i][1]}"
+
+    def apply(self, state: int, op: Op) -> int:
+        if op[0] != "rule":
+            raise ValueError(f"parity: unknown operation {op!r}")
+        return state // 2 if state % 2 == 0 else state + op[1]
+
+    def corrupt(self, state: int, rng: random.Random) -> int:
+        return max(0, state + rng.choice([-2, -1, 1, 2]))
+
+    def valid(self, state: int) -> bool:
+        return state >= 0
+
+    def fmt_state(self, state: int) -> str:
+        return str(state)
+
+    def _branch(self, state: int, op: Op) -> str:
+        return "/ 2" if state % 2 == 0 else f"+ {op[1]}"
+
+    def describe_op(self, op: Op) -> str:
+        return f"halve an even number, add {op[1]} to an odd one"
+
+    def fmt_step(self, before: int, ops: list[Op], after: int) -> str:
+        parts, s = [], before
+        for op in ops:
+            parts.append(self._branch(s, op))
+            s = self.apply(s, op)
+        return f"{before} " + " ".join(parts) + f" = {after}"
+
+    def explain_step(self, before: int, op: Op, after: int) -> str:
+        if before % 2 == 0:
+            return f"{before} is even, so we halve it: {self.fmt_step(before, [op], after)}"
+        return f"{before} is odd, so we add {op[1]}: {self.fmt_step(before, [op], after)}"
+
+    def canonical(self, answer: str) -> int | None:
+        a = answer.strip().rstrip(".").strip()
+        return int(a) if _INT_RE.match(a) else None
+
+
 # The families the lab students were pretrained on (their corpus and tokenizer derive from these;
 # adding one here would change the shipped students).
 TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
@@ -767,7 +839,7 @@ TASK_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Arith(), ListOps())}
 DEV_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (WordOps(), BoolChain(), BubbleSort())}
 # Held out: never used to choose or change a default, only to check a chosen one on a kind of
 # task it was not chosen on (docs/DMC.md, "How the defaults were chosen").
-HELD_OUT_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Cups(), Weekdays(), Letters())}
+HELD_OUT_FAMILIES: dict[str, TaskFamily] = {f.name: f for f in (Cups(), Weekdays(), Letters(), Parity())}
 ALL_FAMILIES: dict[str, TaskFamily] = {**TASK_FAMILIES, **DEV_FAMILIES, **HELD_OUT_FAMILIES}
 
 
